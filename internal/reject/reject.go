@@ -46,3 +46,30 @@ func Write(w http.ResponseWriter, status int, code, message string, retryAfter t
 	b, _ := json.Marshal(body{Code: code, Message: message})
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// Error is a refusal that knows how to answer an HTTP request before the
+// upgrade. guard returns it from admission checks; the hub writes it with
+// WriteTo, so a limit hit in guard reaches the client with the right status.
+type Error struct {
+	// Status is the HTTP status, e.g. 429.
+	Status int
+	// Code is one of the Code constants.
+	Code string
+	// Message is safe to show to clients: no internals.
+	Message string
+	// RetryAfter, when positive, becomes a Retry-After header.
+	RetryAfter time.Duration
+	// Err is the sentinel callers branch on with errors.Is.
+	Err error
+}
+
+// Error returns the client-safe message.
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the sentinel error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// WriteTo answers the request with the refusal.
+func (e *Error) WriteTo(w http.ResponseWriter) {
+	Write(w, e.Status, e.Code, e.Message, e.RetryAfter)
+}
