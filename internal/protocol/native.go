@@ -1,0 +1,252 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Subprotocol names of the native protocol.
+const (
+	NativeSubprotocol = "wsgate.v1"
+)
+
+// Limits on envelope fields; the data payload is bounded by the frame limit.
+const (
+	MaxEventLen = 64
+	MaxRoomLen  = 128
+	MaxTokenLen = 16 << 10
+	// MaxID is the largest id a JavaScript client can send exactly (2^53-1).
+	MaxID = 1<<53 - 1
+)
+
+// Native is the wsgate.v1 codec.
+type Native struct{}
+
+var _ Codec = Native{}
+
+// Subprotocol implements Codec.
+func (Native) Subprotocol() string { return NativeSubprotocol }
+
+type envelope struct {
+	Type  string          `json:"type"`
+	ID    json.RawMessage `json:"id"`
+	Event string          `json:"event"`
+	Room  string          `json:"room"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type authData struct {
+	Token string `json:"token"`
+}
+
+// Decode implements Codec. Unknown fields, trailing data, non-object frames,
+// ids that are not integers in [0, MaxID] and names with characters outside
+// the allowed sets are all refused.
+func (Native) Decode(frame []byte) (Inbound, error) {
+	var in Inbound
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return in, invalid("malformed envelope")
+	}
+	if dec.More() {
+		return in, invalid("trailing data after envelope")
+	}
+	if env.ID != nil {
+		id, err := strconv.ParseUint(string(env.ID), 10, 64)
+		if err != nil || id > MaxID {
+			return in, invalid("id must be an integer between 0 and 2^53-1")
+		}
+		in.ID, in.HasID = id, true
+	}
+	if isNull(env.Data) {
+		env.Data = nil
+	}
+	in.Data = env.Data
+	switch env.Type {
+	case "event":
+		in.Kind = KindEvent
+		if !validName(env.Event, MaxEventLen) {
+			return in, invalid("event must be 1-64 characters of [A-Za-z0-9:._-]")
+		}
+		if env.Room != "" {
+			return in, invalid("room is not allowed on event messages")
+		}
+		in.Event = env.Event
+	case "join", "leave":
+		in.Kind = KindJoin
+		if env.Type == "leave" {
+			in.Kind = KindLeave
+		}
+		if env.Room == "" || len(env.Room) > MaxRoomLen || !utf8.ValidString(env.Room) {
+			return in, invalid("room must be 1-128 bytes")
+		}
+		if env.Event != "" || env.Data != nil {
+			return in, invalid("join and leave carry only a room")
+		}
+		in.Room = env.Room
+	case "auth":
+		in.Kind = KindAuth
+		var a authData
+		d := json.NewDecoder(bytes.NewReader(env.Data))
+		d.DisallowUnknownFields()
+		if env.Data == nil || d.Decode(&a) != nil || a.Token == "" {
+			return in, invalid("auth needs data.token")
+		}
+		if len(a.Token) > MaxTokenLen {
+			return in, invalid("token too long")
+		}
+		in.Token = a.Token
+	case "":
+		return in, invalid("type is required")
+	default:
+		return in, invalid("unknown type")
+	}
+	return in, nil
+}
+
+func isNull(raw []byte) bool {
+	return raw == nil || string(bytes.TrimSpace(raw)) == "null"
+}
+
+// validName reports whether s is 1..max bytes of [A-Za-z0-9:._-].
+func validName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ':' || c == '.' || c == '_' || c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidEventName reports whether s can name an event on the wire.
+func ValidEventName(s string) bool { return validName(s, MaxEventLen) }
+
+func invalid(reason string) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, reason)
+}
+
+// AppendEvent implements Codec.
+func (Native) AppendEvent(dst []byte, event, room string, data []byte) []byte {
+	dst = append(dst, `{"type":"event","event":`...)
+	dst = appendString(dst, event)
+	if room != "" {
+		dst = append(dst, `,"room":`...)
+		dst = appendString(dst, room)
+	}
+	dst = appendData(dst, data)
+	return append(dst, '}')
+}
+
+// AppendAck implements Codec.
+func (Native) AppendAck(dst []byte, id uint64, data []byte) []byte {
+	dst = append(dst, `{"type":"ack","id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = appendData(dst, data)
+	return append(dst, '}')
+}
+
+// AppendError implements Codec.
+func (Native) AppendError(dst []byte, id uint64, hasID bool, code, message string) []byte {
+	dst = append(dst, `{"type":"error"`...)
+	if hasID {
+		dst = append(dst, `,"id":`...)
+		dst = strconv.AppendUint(dst, id, 10)
+	}
+	dst = append(dst, `,"code":`...)
+	dst = appendString(dst, code)
+	dst = append(dst, `,"message":`...)
+	dst = appendString(dst, message)
+	return append(dst, '}')
+}
+
+// AppendWelcome implements Codec.
+func (Native) AppendWelcome(dst []byte, w Welcome) []byte {
+	dst = append(dst, `{"type":"welcome","data":{"connectionId":`...)
+	dst = appendString(dst, w.ConnID)
+	dst = append(dst, `,"userId":`...)
+	dst = appendString(dst, w.UserID)
+	dst = append(dst, `,"expiresAt":`...)
+	dst = strconv.AppendInt(dst, w.ExpiresAt, 10)
+	dst = append(dst, `,"heartbeatMs":`...)
+	dst = strconv.AppendInt(dst, w.HeartbeatMS, 10)
+	return append(dst, "}}"...)
+}
+
+// AppendBye implements Codec.
+func (Native) AppendBye(dst []byte, reason string) []byte {
+	dst = append(dst, `{"type":"bye","data":{"reason":`...)
+	dst = appendString(dst, reason)
+	return append(dst, "}}"...)
+}
+
+func appendData(dst, data []byte) []byte {
+	if len(data) == 0 {
+		return dst
+	}
+	dst = append(dst, `,"data":`...)
+	return append(dst, data...)
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD and
+// <, >, & are escaped like encoding/json does, so frames are safe to embed.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
