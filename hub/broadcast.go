@@ -1,0 +1,246 @@
+package hub
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/room"
+)
+
+// Broker topics: one per room, and one that every node subscribes to.
+const (
+	topicAll        = "all"
+	topicRoomPrefix = "room:"
+)
+
+// relayVersion leads every broker payload so nodes of different versions
+// can tell each other's messages apart.
+const relayVersion = 1
+
+// BroadcastOption modifies one broadcast.
+type BroadcastOption func(*broadcast)
+
+type broadcast struct{ except string }
+
+// Except leaves out the connection with id connID, on whichever node it is:
+// "everyone but the sender".
+func Except(connID string) BroadcastOption {
+	return func(b *broadcast) { b.except = connID }
+}
+
+// Broadcast sends event with data to every member of room on every node. data
+// is encoded once; every recipient shares the same frame bytes. It returns
+// the broker's error when the message could not be published.
+func (h *Hub) Broadcast(ctx context.Context, name, event string, data any, opts ...BroadcastOption) error {
+	if !room.Valid(name) {
+		return fmt.Errorf("hub: broadcast: %w", room.ErrInvalidName)
+	}
+	return h.publish(ctx, topicRoomPrefix+name, name, event, data, opts)
+}
+
+// ToUser sends event to every connection of userID on every node.
+func (h *Hub) ToUser(ctx context.Context, userID, event string, data any, opts ...BroadcastOption) error {
+	return h.publish(ctx, topicRoomPrefix+room.User(userID), "", event, data, opts)
+}
+
+// ToTenant sends event to every connection of tenant tenantID on every node.
+func (h *Hub) ToTenant(ctx context.Context, tenantID, event string, data any, opts ...BroadcastOption) error {
+	return h.publish(ctx, topicRoomPrefix+room.Tenant(tenantID), "", event, data, opts)
+}
+
+// ToAll sends event to every authenticated connection on every node.
+func (h *Hub) ToAll(ctx context.Context, event string, data any, opts ...BroadcastOption) error {
+	return h.publish(ctx, topicAll, "", event, data, opts)
+}
+
+func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data any, opts []BroadcastOption) error {
+	if h.closing.Load() {
+		return ErrShuttingDown
+	}
+	var b broadcast
+	for _, o := range opts {
+		o(&b)
+	}
+	payload := appendRelayHeader(make([]byte, 0, 128), b.except)
+	payload, err := h.eventFrame(payload, event, roomName, data)
+	if err != nil {
+		return err
+	}
+	return h.broker.Publish(ctx, topic, payload)
+}
+
+// eventFrame appends an event frame for data to dst.
+func (h *Hub) eventFrame(dst []byte, event, roomName string, data any) ([]byte, error) {
+	if !validEvent(event) {
+		return nil, fmt.Errorf("hub: invalid event name %q", event)
+	}
+	var raw []byte
+	if data != nil {
+		var err error
+		if raw, err = json.Marshal(data); err != nil {
+			return nil, fmt.Errorf("hub: encode %s: %w", event, err)
+		}
+	}
+	return h.codec.AppendEvent(dst, event, roomName, raw), nil
+}
+
+func validEvent(s string) bool { return protocol.ValidEventName(s) }
+
+// The relay header: version byte, uvarint length of the excluded connection
+// id, the id; the frame follows.
+func appendRelayHeader(dst []byte, except string) []byte {
+	dst = append(dst, relayVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(except)))
+	return append(dst, except...)
+}
+
+var errRelay = errors.New("hub: malformed relay payload")
+
+func parseRelay(p []byte) (except string, frame []byte, err error) {
+	if len(p) < 2 || p[0] != relayVersion {
+		return "", nil, errRelay
+	}
+	n, w := binary.Uvarint(p[1:])
+	if w <= 0 || n > uint64(len(p)-1-w) {
+		return "", nil, errRelay
+	}
+	start := 1 + w
+	return string(p[start : start+int(n)]), p[start+int(n):], nil
+}
+
+// deliver is the broker handler: fan a published frame out to the local
+// members of its topic. It never blocks: enqueue only appends.
+func (h *Hub) deliver(topic string, payload []byte) {
+	except, frame, err := parseRelay(payload)
+	if err != nil {
+		h.log.Warn("relay_invalid", slog.String("topic", topic))
+		return
+	}
+	if topic == topicAll {
+		h.connsMu.RLock()
+		for _, c := range h.conns {
+			if c.id != except && c.ident.Load() != nil {
+				c.enqueue(frame, false)
+			}
+		}
+		h.connsMu.RUnlock()
+		return
+	}
+	if len(topic) <= len(topicRoomPrefix) || topic[:len(topicRoomPrefix)] != topicRoomPrefix {
+		return
+	}
+	h.index.Each(topic[len(topicRoomPrefix):], func(c *conn) {
+		if c.id != except {
+			c.enqueue(frame, false)
+		}
+	})
+}
+
+// join adds c to a room and makes sure the node is subscribed to it.
+func (h *Hub) join(c *conn, name string) error {
+	first, err := h.index.Join(name, c)
+	if err != nil {
+		return err
+	}
+	if !first {
+		return nil
+	}
+	if err := h.subs.sync(name); err != nil {
+		h.leave(c, name)
+		return fmt.Errorf("hub: subscribe %s: %w", name, err)
+	}
+	return nil
+}
+
+func (h *Hub) leave(c *conn, name string) {
+	if h.index.Leave(name, c) {
+		_ = h.subs.sync(name)
+	}
+}
+
+func (h *Hub) leaveAll(c *conn) {
+	for _, name := range h.index.LeaveAll(c) {
+		_ = h.subs.sync(name)
+	}
+}
+
+// JoinConn adds a connection of this node to a room, bypassing the room
+// policy: the server decides. It returns ErrUnknownConnection when connID is
+// not connected here.
+func (h *Hub) JoinConn(connID, name string) error {
+	c := h.lookup(connID)
+	if c == nil || c.ident.Load() == nil {
+		return ErrUnknownConnection
+	}
+	if !room.Valid(name) {
+		return fmt.Errorf("hub: %w", room.ErrInvalidName)
+	}
+	return h.join(c, name)
+}
+
+// LeaveConn removes a connection of this node from a room.
+func (h *Hub) LeaveConn(connID, name string) error {
+	c := h.lookup(connID)
+	if c == nil {
+		return ErrUnknownConnection
+	}
+	h.leave(c, name)
+	return nil
+}
+
+// subscriptions keeps the broker subscribed to exactly the rooms with local
+// members. Joins and leaves of one room may race; instead of trusting the
+// order of first/last events, sync compares the index with what the broker
+// was told, under a per-room stripe lock, so the end state is always right.
+type subscriptions struct {
+	h       *Hub
+	seed    maphash.Seed
+	stripes [64]subStripe
+}
+
+type subStripe struct {
+	mu sync.Mutex // guards on and serialises broker calls for its rooms
+	on map[string]struct{}
+}
+
+func (s *subscriptions) init(h *Hub) {
+	s.h = h
+	s.seed = maphash.MakeSeed()
+	for i := range s.stripes {
+		s.stripes[i].on = make(map[string]struct{})
+	}
+}
+
+func (s *subscriptions) sync(name string) error {
+	st := &s.stripes[maphash.String(s.seed, name)%uint64(len(s.stripes))]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, have := st.on[name]
+	want := s.h.index.Count(name) > 0
+	if want == have {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if want {
+		if err := s.h.broker.Subscribe(ctx, topicRoomPrefix+name); err != nil {
+			return err
+		}
+		st.on[name] = struct{}{}
+		return nil
+	}
+	delete(st.on, name)
+	if err := s.h.broker.Unsubscribe(ctx, topicRoomPrefix+name); err != nil {
+		s.h.log.Warn("unsubscribe_failed", slog.String("room", name), slog.String("error", err.Error()))
+		return err
+	}
+	return nil
+}

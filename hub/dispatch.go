@@ -1,0 +1,297 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/room"
+)
+
+// Limiter keys for the protocol verbs; event names cannot contain '$'.
+const (
+	verbJoin  = "$join"
+	verbLeave = "$leave"
+	verbAuth  = "$auth"
+)
+
+// maxAbandoned bounds handlers that ignored their deadline and still run for
+// one connection; past it the connection is closed rather than letting a
+// client pile up goroutines.
+const maxAbandoned = 8
+
+// handle processes one inbound frame on the read goroutine.
+func (c *conn) handle(frame []byte) {
+	c.seq++
+	in, err := c.h.codec.Decode(frame)
+	if err != nil {
+		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("reason", err.Error()))...)
+		c.replyError(in, CodeInvalidMessage, "invalid message")
+		return
+	}
+	switch in.Kind {
+	case protocol.KindEvent:
+		c.dispatch(in)
+	case protocol.KindJoin:
+		c.clientJoin(in)
+	case protocol.KindLeave:
+		c.clientLeave(in)
+	case protocol.KindAuth:
+		c.refresh(in)
+	}
+}
+
+// allow applies the per-connection token bucket of key.
+func (c *conn) allow(key string, l Limit) bool {
+	lim := c.limiters[key]
+	if lim == nil {
+		if c.limiters == nil {
+			c.limiters = make(map[string]*rate.Limiter, 4)
+		}
+		lim = rate.NewLimiter(l.Rate, l.Burst)
+		c.limiters[key] = lim
+	}
+	return lim.Allow()
+}
+
+// rateLimited answers RATE_LIMITED and closes the connection with 1008 once
+// the client keeps going past AbuseLimit within AbuseWindow.
+func (c *conn) rateLimited(in protocol.Inbound, what string) {
+	now := time.Now()
+	if now.Sub(c.abuseFrom) > c.h.opts.AbuseWindow {
+		c.abuseFrom, c.abuseN = now, 0
+	}
+	c.abuseN++
+	c.h.log.Warn("rate_limited", c.msgAttrs(slog.String("ws_event", what))...)
+	if c.abuseN > c.h.opts.AbuseLimit {
+		c.setReason("rate_limit_abuse")
+		c.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded", "")
+		return
+	}
+	c.replyError(in, CodeRateLimited, "too many messages")
+}
+
+func (c *conn) dispatch(in protocol.Inbound) {
+	hd := c.h.handler(in.Event)
+	if hd == nil {
+		c.replyError(in, CodeUnknownEvent, "unknown event")
+		return
+	}
+	if !c.allow(in.Event, hd.limit) {
+		c.rateLimited(in, in.Event)
+		return
+	}
+	arg, err := hd.decode(in.Data)
+	if err != nil {
+		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("ws_event", in.Event), slog.String("reason", err.Error()))...)
+		c.replyError(in, CodeInvalidMessage, err.Error())
+		return
+	}
+	c.run(hd, arg, in)
+}
+
+type result struct {
+	data []byte
+	err  error
+}
+
+// run calls the handler on its own goroutine so that a deadline can answer
+// TIMEOUT while the read loop moves on; a panic is recovered and reported
+// as INTERNAL.
+func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	hctx := Context{Context: ctx, c: c, msgID: in.ID, seq: c.seq}
+	done := make(chan result, 1)
+	go func() {
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				c.h.log.Error("handler_panic", c.msgAttrs(
+					slog.String("ws_event", hd.event),
+					slog.String("panic", fmt.Sprint(p)),
+					slog.String("stack", string(debug.Stack())))...)
+				done <- result{err: errPanic}
+			}
+		}()
+		data, err := hd.call(hctx, arg)
+		done <- result{data, err}
+	}()
+	select {
+	case res := <-done:
+		c.reply(in, hd.event, res)
+	case <-ctx.Done():
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.replyError(in, CodeTimeout, "handler timed out")
+		if c.abandoned.Add(1) > maxAbandoned {
+			c.setReason("handlers_stuck")
+			c.closeWith(websocket.StatusTryAgainLater, "server busy", "")
+		}
+		go func() {
+			<-done
+			c.abandoned.Add(-1)
+		}()
+	}
+}
+
+var errPanic = errors.New("handler panicked")
+
+func (c *conn) reply(in protocol.Inbound, event string, res result) {
+	if res.err == nil {
+		if in.HasID {
+			c.send(c.h.codec.AppendAck(nil, in.ID, res.data))
+		}
+		return
+	}
+	var he *Error
+	if errors.As(res.err, &he) {
+		c.replyError(in, he.Code, he.Message)
+		return
+	}
+	if !errors.Is(res.err, errPanic) {
+		c.h.log.Error("handler_error", c.msgAttrs(slog.String("ws_event", event), slog.String("error", res.err.Error()))...)
+	}
+	c.replyError(in, CodeInternal, "internal error")
+}
+
+func (c *conn) replyError(in protocol.Inbound, code, msg string) {
+	c.send(c.h.codec.AppendError(nil, in.ID, in.HasID, code, msg))
+}
+
+func (c *conn) ack(in protocol.Inbound) {
+	if in.HasID {
+		c.send(c.h.codec.AppendAck(nil, in.ID, nil))
+	}
+}
+
+// clientJoin handles a join request: rate limit, room policy, room limit.
+func (c *conn) clientJoin(in protocol.Inbound) {
+	if !c.allow(verbJoin, c.h.opts.EventRate) {
+		c.rateLimited(in, verbJoin)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	defer cancel()
+	err := c.h.opts.Rooms.CanJoin(ctx, c.identity(), in.Room)
+	if err == nil {
+		err = c.h.join(c, in.Room)
+	}
+	switch {
+	case err == nil:
+		c.ack(in)
+	case errors.Is(err, room.ErrInvalidName):
+		c.replyError(in, CodeInvalidMessage, "invalid room name")
+	case errors.Is(err, room.ErrRoomLimit):
+		c.h.log.Warn("room_limit", c.msgAttrs(slog.String("room", in.Room))...)
+		c.replyError(in, CodeRoomLimitExceeded, "too many rooms")
+	case errors.Is(err, room.ErrForbidden):
+		c.h.log.Warn("join_forbidden", c.msgAttrs(slog.String("room", in.Room))...)
+		c.replyError(in, CodeForbidden, "not allowed to join this room")
+	default:
+		c.h.log.Error("join_failed", c.msgAttrs(slog.String("room", in.Room), slog.String("error", err.Error()))...)
+		c.replyError(in, CodeInternal, "internal error")
+	}
+}
+
+func (c *conn) clientLeave(in protocol.Inbound) {
+	if !c.allow(verbLeave, c.h.opts.EventRate) {
+		c.rateLimited(in, verbLeave)
+		return
+	}
+	c.h.leave(c, in.Room)
+	c.ack(in)
+}
+
+// refresh replaces the credential in-band; only a valid token for the same
+// user is accepted, and the expiry timer moves to the new token's expiry.
+func (c *conn) refresh(in protocol.Inbound) {
+	if !c.allow(verbAuth, c.h.opts.EventRate) {
+		c.rateLimited(in, verbAuth)
+		return
+	}
+	id, err := c.h.opts.Authenticator.Authenticate(c.ctx, in.Token)
+	if err != nil {
+		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", authReason(err)))...)
+		code := CodeUnauthorized
+		if errors.Is(err, auth.ErrTokenExpired) {
+			code = CodeTokenExpired
+		}
+		c.replyError(in, code, "invalid credentials")
+		return
+	}
+	if id.UserID != c.identity().UserID {
+		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", "different_user"))...)
+		c.replyError(in, CodeUnauthorized, "token is for another user")
+		return
+	}
+	c.ident.Store(&id)
+	c.scheduleExpiry(id.ExpiresAt)
+	c.ack(in)
+}
+
+// msgAttrs are the log attributes of the message being handled (O4).
+func (c *conn) msgAttrs(extra ...any) []any {
+	return c.meta.attrs(append([]any{slog.Uint64("msg_seq", c.seq)}, extra...)...)
+}
+
+// Context is what a handler receives: the request context (cancelled at the
+// handler deadline or when the connection ends) plus the connection it runs
+// for.
+type Context struct {
+	context.Context
+	c     *conn
+	msgID uint64
+	seq   uint64
+}
+
+// ConnID returns the connection's id.
+func (x Context) ConnID() string { return x.c.id }
+
+// Identity returns who the connection acts for.
+func (x Context) Identity() auth.Identity { return x.c.identity() }
+
+// Logger returns the hub's logger with the connection and message ids, user
+// and tenant attached.
+func (x Context) Logger() *slog.Logger {
+	return x.c.h.log.With(x.c.meta.attrs(slog.Uint64("msg_seq", x.seq))...)
+}
+
+// Hub returns the hub serving the connection.
+func (x Context) Hub() *Hub { return x.c.h }
+
+// Join adds the connection to room without consulting the room policy: the
+// server decides. The per-connection room limit still applies.
+func (x Context) Join(name string) error {
+	if !room.Valid(name) {
+		return fmt.Errorf("hub: %w", room.ErrInvalidName)
+	}
+	return x.c.h.join(x.c, name)
+}
+
+// Leave removes the connection from room.
+func (x Context) Leave(name string) { x.c.h.leave(x.c, name) }
+
+// Emit sends an event to this connection only.
+func (x Context) Emit(event string, data any) error {
+	frame, err := x.c.h.eventFrame(nil, event, "", data)
+	if err != nil {
+		return err
+	}
+	x.c.send(frame)
+	return nil
+}
+
+// Broadcast sends an event to every member of room on every node, except
+// this connection: the usual "to everyone else in the conversation".
+func (x Context) Broadcast(room, event string, data any) error {
+	return x.c.h.Broadcast(x, room, event, data, Except(x.c.id))
+}

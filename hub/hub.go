@@ -1,0 +1,349 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-playground/validator/v10"
+
+	"github.com/wsgate/wsgate/adapter"
+	"github.com/wsgate/wsgate/adapter/memory"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/room"
+)
+
+// Hub is the WebSocket endpoint. It is an http.Handler: mount it on any mux,
+// wrap it with guard middleware. Build one with New; the zero Hub is not usable.
+type Hub struct {
+	opts      Options
+	log       *slog.Logger
+	broker    adapter.Broker
+	codec     protocol.Codec
+	validate  *validator.Validate
+	index     *room.Index[*conn]
+	subs      subscriptions
+	accept    websocket.AcceptOptions
+	closing   atomic.Bool
+	shutdownC chan struct{} // closed by Shutdown
+
+	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
+	handlers   map[string]*handler
+
+	connsMu sync.RWMutex // guards conns
+	conns   map[string]*conn
+
+	liveMu  sync.Mutex // guards live and the transition of closing to true
+	live    int        // requests inside ServeHTTP past the shutdown check
+	drained chan struct{}
+}
+
+// New returns a hub configured by opts, or an error if a required option is
+// missing or a value is unsafe.
+func New(opts Options) (*Hub, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		opts:      opts,
+		log:       opts.Logger,
+		broker:    opts.Broker,
+		codec:     protocol.Native{},
+		validate:  newValidator(),
+		index:     room.NewIndex[*conn](opts.MaxRoomsPerConn),
+		handlers:  make(map[string]*handler),
+		conns:     make(map[string]*conn),
+		shutdownC: make(chan struct{}),
+		drained:   make(chan struct{}),
+	}
+	if h.broker == nil {
+		h.broker = memory.New()
+	}
+	h.subs.init(h)
+	if err := h.broker.Attach(h.deliver); err != nil {
+		return nil, fmt.Errorf("hub: attach broker: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.broker.Subscribe(ctx, topicAll); err != nil {
+		return nil, fmt.Errorf("hub: subscribe: %w", err)
+	}
+	h.accept = websocket.AcceptOptions{
+		Subprotocols: []string{h.codec.Subprotocol()},
+		// The origin was checked by Options.CheckOrigin before Accept, with
+		// exact matching rather than coder/websocket's path.Match patterns.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	}
+	if opts.Compression {
+		h.accept.CompressionMode = websocket.CompressionNoContextTakeover
+		h.accept.CompressionThreshold = opts.CompressionThreshold
+	}
+	return h, nil
+}
+
+// ServeHTTP authenticates the request, upgrades it and serves the connection
+// until it closes. Refusals before the upgrade are answered with the JSON
+// body of docs/PROTOCOL.md.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent()}
+	if !h.enterRequest() {
+		reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "server is shutting down", 5*time.Second)
+		return
+	}
+	defer h.exitRequest()
+	if !h.opts.CheckOrigin(r) {
+		h.log.Warn("origin_rejected", meta.attrs(slog.String("origin", r.Header.Get("Origin")))...)
+		reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
+		return
+	}
+	if !offers(r, h.codec.Subprotocol()) {
+		reject.Write(w, http.StatusBadRequest, reject.CodeBadRequest, "the "+h.codec.Subprotocol()+" subprotocol is required", 0)
+		return
+	}
+	var id *auth.Identity
+	token, src, err := h.opts.Tokens.Extract(r)
+	switch {
+	case err == nil:
+		ident, err := h.opts.Authenticator.Authenticate(r.Context(), token)
+		if err != nil {
+			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", authReason(err)))...)
+			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "invalid credentials", 0)
+			return
+		}
+		id = &ident
+	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
+	default:
+		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", authReason(err)))...)
+		reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "credentials required", 0)
+		return
+	}
+	var release func()
+	if id != nil {
+		meta.user, meta.tenant = id.UserID, id.TenantID
+		if release, err = h.admit(r.Context(), *id, meta); err != nil {
+			writeAdmitError(w, err)
+			return
+		}
+	}
+	c := newConn(h, meta)
+	if err := c.upgrade(w, r); err != nil {
+		if release != nil {
+			release()
+		}
+		h.log.Info("upgrade_failed", meta.attrs(slog.String("reason", err.Error()))...)
+		return
+	}
+	c.release = release
+	c.serve(id)
+}
+
+// admit applies Options.Admit for an authenticated identity.
+func (h *Hub) admit(ctx context.Context, id auth.Identity, meta requestMeta) (func(), error) {
+	if h.opts.Admit == nil {
+		return nil, nil
+	}
+	release, err := h.opts.Admit(ctx, id.UserID)
+	if err != nil {
+		h.log.Warn("connection_refused", meta.attrs(slog.String("reason", err.Error()))...)
+		return nil, err
+	}
+	return release, nil
+}
+
+func writeAdmitError(w http.ResponseWriter, err error) {
+	var rej *reject.Error
+	if errors.As(err, &rej) {
+		rej.WriteTo(w)
+		return
+	}
+	reject.Write(w, http.StatusTooManyRequests, reject.CodeConnectionLimit, "too many connections", 30*time.Second)
+}
+
+// offers reports whether the client listed proto in Sec-WebSocket-Protocol.
+func offers(r *http.Request, proto string) bool {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for len(v) > 0 {
+			var p string
+			p, v = cutComma(v)
+			if p == proto {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func cutComma(s string) (head, rest string) {
+	i := 0
+	for i < len(s) && s[i] != ',' {
+		i++
+	}
+	head = trimSpace(s[:i])
+	if i < len(s) {
+		rest = s[i+1:]
+	}
+	return head, rest
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// authReason names an authentication failure for the log without the token.
+func authReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return "no_token"
+	case errors.Is(err, auth.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, auth.ErrTokenTooLarge):
+		return "too_large"
+	default:
+		return "invalid"
+	}
+}
+
+// enterRequest counts a request in unless the hub is shutting down.
+func (h *Hub) enterRequest() bool {
+	h.liveMu.Lock()
+	defer h.liveMu.Unlock()
+	if h.closing.Load() {
+		return false
+	}
+	h.live++
+	return true
+}
+
+func (h *Hub) exitRequest() {
+	h.liveMu.Lock()
+	defer h.liveMu.Unlock()
+	h.live--
+	if h.live == 0 && h.closing.Load() {
+		close(h.drained)
+	}
+}
+
+// register adds c to the node's connection table.
+func (h *Hub) register(c *conn) {
+	h.connsMu.Lock()
+	h.conns[c.id] = c
+	h.connsMu.Unlock()
+}
+
+func (h *Hub) unregister(c *conn) {
+	h.connsMu.Lock()
+	delete(h.conns, c.id)
+	h.connsMu.Unlock()
+}
+
+func (h *Hub) lookup(connID string) *conn {
+	h.connsMu.RLock()
+	defer h.connsMu.RUnlock()
+	return h.conns[connID]
+}
+
+// Connections returns the number of authenticated connections on this node.
+func (h *Hub) Connections() int {
+	h.connsMu.RLock()
+	defer h.connsMu.RUnlock()
+	return len(h.conns)
+}
+
+// Ready returns nil while the hub accepts connections and its broker is
+// healthy; readiness probes report its error.
+func (h *Hub) Ready(ctx context.Context) error {
+	if h.closing.Load() {
+		return ErrShuttingDown
+	}
+	return h.broker.Health(ctx)
+}
+
+// Shutdown stops accepting connections (new ones get 503), tells every client
+// to go ("bye", reason "shutdown"), closes each with 1012 so it reconnects to
+// another node, and waits for them to drain until ctx is done; connections
+// still open then are dropped. Finally it closes the broker. It returns
+// ctx.Err() if the deadline cut the drain short.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.liveMu.Lock()
+	if h.closing.Load() {
+		h.liveMu.Unlock()
+		return ErrShuttingDown
+	}
+	h.closing.Store(true)
+	if h.live == 0 {
+		close(h.drained)
+	}
+	h.liveMu.Unlock()
+	close(h.shutdownC)
+	h.connsMu.RLock()
+	all := make([]*conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		all = append(all, c)
+	}
+	h.connsMu.RUnlock()
+	for _, c := range all {
+		c.closeWith(websocket.StatusServiceRestart, "shutdown", "shutdown")
+	}
+	var err error
+	select {
+	case <-h.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		h.connsMu.RLock()
+		for _, c := range h.conns {
+			c.abort()
+		}
+		h.connsMu.RUnlock()
+		<-h.drained
+	}
+	if cerr := h.broker.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// newID returns a random, URL-safe, 128-bit identifier.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// requestMeta is what the security log says about a connection.
+type requestMeta struct {
+	ip, userAgent string
+	user, tenant  string
+	connID        string
+}
+
+func (m requestMeta) attrs(extra ...any) []any {
+	a := make([]any, 0, 6+len(extra))
+	if m.connID != "" {
+		a = append(a, slog.String("conn_id", m.connID))
+	}
+	if m.user != "" {
+		a = append(a, slog.String("user", m.user))
+	}
+	if m.tenant != "" {
+		a = append(a, slog.String("tenant", m.tenant))
+	}
+	a = append(a, slog.String("ip", m.ip), slog.String("user_agent", m.userAgent))
+	return append(a, extra...)
+}

@@ -1,0 +1,228 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wsgate/wsgate/adapter"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/room"
+	"github.com/wsgate/wsgate/sanitize"
+)
+
+// SlowConsumerPolicy says what happens when a connection's send queue is full.
+type SlowConsumerPolicy uint8
+
+const (
+	// Disconnect closes the connection with CloseSlowConsumer (the default):
+	// a client that cannot keep up reconnects and resynchronises rather than
+	// silently missing messages.
+	Disconnect SlowConsumerPolicy = iota
+	// Drop discards the message that does not fit and keeps the connection.
+	Drop
+)
+
+// Limit is a token bucket: Rate events per second on average, Burst at once.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+// Options configures a Hub. The zero value of every field is safe; only
+// Authenticator is required.
+type Options struct {
+	// Authenticator verifies credentials. Required: New fails without one.
+	Authenticator auth.Authenticator
+	// Tokens says where the credential is read from before the upgrade.
+	// Default: Authorization header and the wsgate.bearer.<token>
+	// subprotocol entry; cookie and query only when named.
+	Tokens auth.Extractor
+	// FirstMessageAuth lets a connection without a credential upgrade and
+	// authenticate with its first message ({"type":"auth"}). Default false:
+	// such requests get 401 before the upgrade.
+	FirstMessageAuth bool
+	// AuthTimeout bounds the wait for the first-message credential. Default 10s.
+	AuthTimeout time.Duration
+
+	// CheckOrigin decides whether the request's Origin may connect.
+	// Default: the Origin must be present and name the same host as the
+	// request (scheme-insensitive), which keeps cookies and browser
+	// credentials safe. guard.Origins.Check plugs an allowlist in.
+	CheckOrigin func(r *http.Request) bool
+	// Admit is called once the identity is known, before the upgrade when the
+	// credential came with the request. It returns a release func called on
+	// disconnect, or an error (a *reject.Error from guard answers with its own
+	// status). guard.Limits.Admit plugs per-user limits in. Default: no limit.
+	Admit func(ctx context.Context, userID string) (release func(), err error)
+	// ClientIP returns the address logged for the request. Default: the host
+	// of RemoteAddr. guard.Throttle.ClientIP honours trusted proxies.
+	ClientIP func(r *http.Request) string
+
+	// Rooms authorizes client join requests. Default: room.NewPolicy with
+	// GlobalRole — built-in rules only, everything else denied.
+	Rooms room.Authorizer
+	// GlobalRole is the role whose connections join "global" on connect and
+	// may join it on request. Default "" (nobody).
+	GlobalRole string
+	// AutoRooms returns the rooms a connection joins on connect. Default:
+	// room.AutoRooms(id, GlobalRole) — user:{id}, tenant:{id}, global.
+	AutoRooms func(id auth.Identity) []string
+	// MaxRoomsPerConn caps the rooms one connection may be in, automatic ones
+	// included. Default 100.
+	MaxRoomsPerConn int
+
+	// Broker carries broadcasts between nodes. Default: a new in-memory
+	// broker (one process).
+	Broker adapter.Broker
+	// Sanitizer cleans the string fields handlers declare with
+	// `sanitize:"html"`. Default: bluemonday strict.
+	Sanitizer *sanitize.Sanitizer
+	// Logger receives the security log (S13). Default: discard. Lines never
+	// contain tokens or payloads.
+	Logger *slog.Logger
+
+	// MaxMessageBytes caps one inbound message, after decompression; larger
+	// ones close the connection with 1009. Default 64 KiB.
+	MaxMessageBytes int64
+	// HandlerTimeout bounds a handler; when it passes the client gets
+	// TIMEOUT. Default 5s.
+	HandlerTimeout time.Duration
+	// EventRate is the default per-connection, per-event limit, also applied
+	// to join, leave and auth. Default 10/s, burst 20. Handlers override it
+	// with WithRateLimit.
+	EventRate Limit
+	// MessageRate caps all inbound messages of a connection, valid or not.
+	// Default 50/s, burst 100.
+	MessageRate Limit
+	// AbuseLimit is how many rate-limited messages a connection may send
+	// within AbuseWindow before it is closed with 1008. Default 50 in 10s.
+	AbuseLimit  int
+	AbuseWindow time.Duration
+
+	// SendQueueMessages and SendQueueBytes bound each connection's queue of
+	// outbound frames. Defaults 256 messages and 1 MiB.
+	SendQueueMessages int
+	SendQueueBytes    int
+	// SlowConsumer says what happens when the queue is full. Default Disconnect.
+	SlowConsumer SlowConsumerPolicy
+	// WriteTimeout bounds one frame write. Default 10s.
+	WriteTimeout time.Duration
+
+	// PingInterval is how often the server pings; PongTimeout how long it
+	// waits for the pong before closing a dead peer. Defaults 25s and 20s.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// ClientPingRate meters pings sent by the client. Pings over the rate are
+	// not answered; AbuseLimit of them close the connection. Default 1/s,
+	// burst 5.
+	ClientPingRate Limit
+	// IdleTimeout closes a connection that sent no message for this long.
+	// Default 0: off, since listen-only clients (notifications) legitimately
+	// send nothing; dead peers are caught by the heartbeat instead.
+	IdleTimeout time.Duration
+
+	// Compression enables permessage-deflate without context takeover for
+	// messages of at least CompressionThreshold bytes (default 1 KiB).
+	// Default off.
+	Compression          bool
+	CompressionThreshold int
+}
+
+func (o *Options) setDefaults() error {
+	if o.Authenticator == nil {
+		return errors.New("hub: Options.Authenticator is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defLimit := func(l *Limit, r rate.Limit, b int) {
+		if l.Rate == 0 && l.Burst == 0 {
+			*l = Limit{Rate: r, Burst: b}
+		}
+	}
+	def(&o.AuthTimeout, 10*time.Second)
+	def(&o.HandlerTimeout, 5*time.Second)
+	def(&o.AbuseWindow, 10*time.Second)
+	def(&o.WriteTimeout, 10*time.Second)
+	def(&o.PingInterval, 25*time.Second)
+	def(&o.PongTimeout, 20*time.Second)
+	defInt(&o.MaxRoomsPerConn, 100)
+	defInt(&o.AbuseLimit, 50)
+	defInt(&o.SendQueueMessages, 256)
+	defInt(&o.SendQueueBytes, 1<<20)
+	defInt(&o.CompressionThreshold, 1024)
+	defLimit(&o.EventRate, 10, 20)
+	defLimit(&o.MessageRate, 50, 100)
+	defLimit(&o.ClientPingRate, 1, 5)
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 64 << 10
+	}
+	if o.MaxMessageBytes < 0 || o.HandlerTimeout < 0 || o.IdleTimeout < 0 || o.AuthTimeout < 0 {
+		return errors.New("hub: limits and timeouts must not be negative")
+	}
+	if o.PongTimeout >= o.PingInterval*2 {
+		return fmt.Errorf("hub: PongTimeout %v must be below twice PingInterval %v", o.PongTimeout, o.PingInterval)
+	}
+	if o.CheckOrigin == nil {
+		o.CheckOrigin = sameOrigin
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = remoteHost
+	}
+	if o.Rooms == nil {
+		p, err := room.NewPolicy(room.PolicyOptions{GlobalRole: o.GlobalRole})
+		if err != nil {
+			return fmt.Errorf("hub: default room policy: %w", err)
+		}
+		o.Rooms = p
+	}
+	if o.AutoRooms == nil {
+		role := o.GlobalRole
+		o.AutoRooms = func(id auth.Identity) []string { return room.AutoRooms(id, role) }
+	}
+	if o.Sanitizer == nil {
+		o.Sanitizer = sanitize.New(sanitize.Options{})
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// sameOrigin is the default origin check: present, and the same host:port as
+// the request. Browsers always send Origin on WebSocket handshakes, so a
+// missing one means a non-browser client, which must be allowed explicitly.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return false
+	}
+	_, host, ok := strings.Cut(origin, "://")
+	if !ok {
+		return false
+	}
+	return strings.EqualFold(host, r.Host)
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,122 @@
+package hub
+
+import (
+	"context"
+
+	"github.com/coder/websocket"
+)
+
+// send queues a frame produced for this connection alone (replies, welcome,
+// errors). Frames are immutable once queued: broadcasts share one slice
+// among all recipients.
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
+
+// enqueue appends frame to the bounded send queue and makes sure a writer
+// runs. It never blocks, so broker delivery and broadcasts can call it while
+// holding the room index's read lock. force bypasses the bounds for the
+// final bye frame.
+func (c *conn) enqueue(frame []byte, force bool) bool {
+	c.mu.Lock()
+	if c.closing && !force {
+		c.mu.Unlock()
+		return false
+	}
+	o := &c.h.opts
+	if !force && (len(c.queue) >= o.SendQueueMessages || c.queued+len(frame) > o.SendQueueBytes) {
+		if o.SlowConsumer == Drop {
+			c.dropped++
+			c.mu.Unlock()
+			return false
+		}
+		c.closing = true
+		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
+		c.mu.Unlock()
+		c.setReason("slow_consumer")
+		// The writer may be stuck on this very peer: close from a goroutine
+		// of its own so the caller (a broadcast) is never held up.
+		go c.closeHandshake(CloseSlowConsumer, "slow consumer")
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		// The writer exists only while there is something to send, so an idle
+		// connection costs no goroutine stack beyond its reader.
+		go c.writeLoop()
+	}
+	return true
+}
+
+// writeLoop drains the queue, then performs a pending close handshake.
+func (c *conn) writeLoop() {
+	var batch [][]byte
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			closing, code, reason := c.closing, c.closeCode, c.closeReason
+			c.queue = nil
+			c.mu.Unlock()
+			if closing && code != 0 {
+				c.closeHandshake(code, reason)
+			}
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		c.mu.Unlock()
+		for i, frame := range batch {
+			batch[i] = nil
+			if err := c.write(frame); err != nil {
+				c.mu.Lock()
+				c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
+				c.mu.Unlock()
+				c.setReason("write_failed")
+				c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// closeWith asks for the connection to close with code after the frames
+// already queued, preceded by a bye frame when byeReason is set. Later calls
+// are ignored.
+func (c *conn) closeWith(code websocket.StatusCode, reason, byeReason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeReason = code, reason
+	c.mu.Unlock()
+	if byeReason != "" {
+		c.enqueue(c.h.codec.AppendBye(nil, byeReason), true)
+		return
+	}
+	c.mu.Lock()
+	idle := !c.writing
+	c.mu.Unlock()
+	if idle {
+		c.closeHandshake(code, reason)
+	}
+}
+
+// closeHandshake sends the close frame and waits (bounded by
+// coder/websocket) for the peer's; the read loop then ends.
+func (c *conn) closeHandshake(code websocket.StatusCode, reason string) {
+	c.closeMu.Do(func() {
+		_ = c.ws.Close(code, reason)
+		close(c.closeOK)
+	})
+}
