@@ -1,0 +1,158 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		name  string
+		frame string
+		want  Inbound
+		err   bool
+	}{
+		{"event_with_id_and_data", `{"type":"event","id":7,"event":"message:send","data":{"a":1}}`,
+			Inbound{Kind: KindEvent, ID: 7, HasID: true, Event: "message:send", Data: []byte(`{"a":1}`)}, false},
+		{"event_without_data", `{"type":"event","event":"typing:start"}`, Inbound{Kind: KindEvent, Event: "typing:start"}, false},
+		{"null_data_is_absent", `{"type":"event","event":"x","data":null}`, Inbound{Kind: KindEvent, Event: "x"}, false},
+		{"id_zero_is_an_id", `{"type":"leave","id":0,"room":"r"}`, Inbound{Kind: KindLeave, HasID: true, Room: "r"}, false},
+		{"join", `{"type":"join","room":"conversation:1"}`, Inbound{Kind: KindJoin, Room: "conversation:1"}, false},
+		{"auth", `{"type":"auth","data":{"token":"abc"}}`, Inbound{Kind: KindAuth, Token: "abc", Data: []byte(`{"token":"abc"}`)}, false},
+		{"unknown_field_is_refused", `{"type":"event","event":"x","extra":1}`, Inbound{}, true},
+		{"trailing_data_is_refused", `{"type":"event","event":"x"} {}`, Inbound{}, true},
+		{"array_is_refused", `[1,2]`, Inbound{}, true},
+		{"not_json_is_refused", `hello`, Inbound{}, true},
+		{"missing_type_is_refused", `{"event":"x"}`, Inbound{}, true},
+		{"unknown_type_is_refused", `{"type":"ack","id":1}`, Inbound{HasID: true, ID: 1}, true},
+		{"negative_id_is_refused", `{"type":"event","id":-1,"event":"x"}`, Inbound{}, true},
+		{"fractional_id_is_refused", `{"type":"event","id":1.5,"event":"x"}`, Inbound{}, true},
+		{"string_id_is_refused", `{"type":"event","id":"1","event":"x"}`, Inbound{}, true},
+		{"id_beyond_2^53_is_refused", `{"type":"event","id":9007199254740992,"event":"x"}`, Inbound{}, true},
+		{"event_name_with_space_is_refused", `{"type":"event","event":"a b"}`, Inbound{}, true},
+		{"event_name_too_long_is_refused", `{"type":"event","event":"` + strings.Repeat("a", 65) + `"}`, Inbound{}, true},
+		{"room_on_event_is_refused", `{"type":"event","event":"x","room":"r"}`, Inbound{}, true},
+		{"join_without_room_is_refused", `{"type":"join"}`, Inbound{}, true},
+		{"join_with_data_is_refused", `{"type":"join","room":"r","data":{}}`, Inbound{}, true},
+		{"auth_without_token_is_refused", `{"type":"auth","data":{}}`, Inbound{}, true},
+		{"auth_with_extra_field_is_refused", `{"type":"auth","data":{"token":"a","x":1}}`, Inbound{}, true},
+		{"id_survives_a_refusal", `{"type":"event","id":5,"event":"a b"}`, Inbound{ID: 5, HasID: true}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Native{}.Decode([]byte(tc.frame))
+			if tc.err {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid", err)
+				}
+				if got.ID != tc.want.ID || got.HasID != tc.want.HasID {
+					t.Fatalf("id = %d/%v, want %d/%v", got.ID, got.HasID, tc.want.ID, tc.want.HasID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Kind != tc.want.Kind || got.ID != tc.want.ID || got.HasID != tc.want.HasID ||
+				got.Event != tc.want.Event || got.Room != tc.want.Room || got.Token != tc.want.Token ||
+				string(got.Data) != string(tc.want.Data) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncodeProducesValidJSON(t *testing.T) {
+	c := Native{}
+	frames := map[string][]byte{
+		"event":   c.AppendEvent(nil, "message:new", "conversation:1", []byte(`{"a":"b"}`)),
+		"no_data": c.AppendEvent(nil, "x", "", nil),
+		"ack":     c.AppendAck(nil, 9, []byte(`[1]`)),
+		"error":   c.AppendError(nil, 3, true, "FORBIDDEN", "quote \" backslash \\ <tag> & \u2028 \x01 \xff"),
+		"welcome": c.AppendWelcome(nil, Welcome{ConnID: "c", UserID: "u\"", ExpiresAt: 5, HeartbeatMS: 25000}),
+		"bye":     c.AppendBye(nil, "shutdown"),
+	}
+	for name, f := range frames {
+		t.Run(name, func(t *testing.T) {
+			var v map[string]any
+			if err := json.Unmarshal(f, &v); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if strings.ContainsAny(string(f), "<>&\u2028") {
+				t.Fatalf("unescaped HTML-significant character in %s", f)
+			}
+		})
+	}
+	var e struct{ Message string }
+	_ = json.Unmarshal(frames["error"], &e)
+	if e.Message != "quote \" backslash \\ <tag> & \u2028 \x01 \ufffd" {
+		t.Fatalf("message round-trip = %q", e.Message)
+	}
+}
+
+// FuzzDecode: any frame decodes or fails with ErrInvalid, never panics, and
+// what it accepts satisfies the envelope's invariants.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"event","id":1,"event":"a","data":{"x":[1,2,{"y":null}]}}`,
+		`{"type":"join","room":"conversation:1"}`,
+		`{"type":"auth","data":{"token":"a.b.c"}}`,
+		`{"type":"leave","id":0,"room":"r"}`,
+		`[]`, `null`, `{"type":"event","event":"x"} x`, "\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		in, err := Native{}.Decode(frame)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if in.HasID && in.ID > MaxID {
+			t.Fatalf("id %d beyond 2^53-1", in.ID)
+		}
+		switch in.Kind {
+		case KindEvent:
+			if !ValidEventName(in.Event) {
+				t.Fatalf("accepted event name %q", in.Event)
+			}
+		case KindJoin, KindLeave:
+			if in.Room == "" || len(in.Room) > MaxRoomLen || !utf8.ValidString(in.Room) {
+				t.Fatalf("accepted room %q", in.Room)
+			}
+		case KindAuth:
+			if in.Token == "" || len(in.Token) > MaxTokenLen {
+				t.Fatalf("accepted token of %d bytes", len(in.Token))
+			}
+		default:
+			t.Fatalf("accepted kind %d", in.Kind)
+		}
+		if in.Data != nil && !json.Valid(in.Data) {
+			t.Fatalf("accepted invalid data %q", in.Data)
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	frame := []byte(`{"type":"event","id":42,"event":"message:send","data":{"conversationId":"7d444840-9dc0-11d1-b245-5ffdce74fad2","content":"hello there"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (Native{}).Decode(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendEvent(b *testing.B) {
+	data := []byte(`{"content":"hello there","senderId":"alice"}`)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = Native{}.AppendEvent(buf[:0], "message:new", "conversation:1", data)
+	}
+}
