@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +75,10 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 	if err != nil {
 		return err
 	}
-	return h.broker.Publish(ctx, topic, payload)
+	start := time.Now()
+	err = h.broker.Publish(ctx, topic, payload)
+	h.obs.Published(event, time.Since(start), err)
+	return err
 }
 
 // eventFrame appends an event frame for data to dst.
@@ -124,24 +128,23 @@ func (h *Hub) deliver(topic string, payload []byte) {
 		h.log.Warn("relay_invalid", slog.String("topic", topic))
 		return
 	}
+	n := 0
 	if topic == topicAll {
 		h.connsMu.RLock()
 		for _, c := range h.conns {
-			if c.id != except && c.ident.Load() != nil {
-				c.enqueue(frame, false)
+			if c.id != except && c.ident.Load() != nil && c.enqueue(frame, false) {
+				n++
 			}
 		}
 		h.connsMu.RUnlock()
-		return
+	} else if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
+		h.index.Each(name, func(c *conn) {
+			if c.id != except && c.enqueue(frame, false) {
+				n++
+			}
+		})
 	}
-	if len(topic) <= len(topicRoomPrefix) || topic[:len(topicRoomPrefix)] != topicRoomPrefix {
-		return
-	}
-	h.index.Each(topic[len(topicRoomPrefix):], func(c *conn) {
-		if c.id != except {
-			c.enqueue(frame, false)
-		}
-	})
+	h.obs.Delivered(n)
 }
 
 // join adds c to a room and makes sure the node is subscribed to it.

@@ -129,6 +129,7 @@ func (c *conn) establish(id auth.Identity) bool {
 	}
 	c.scheduleExpiry(id.ExpiresAt)
 	c.h.log.Info("connect", c.meta.attrs()...)
+	c.h.obs.Connected()
 	var exp int64
 	if !id.ExpiresAt.IsZero() {
 		exp = id.ExpiresAt.Unix()
@@ -180,6 +181,7 @@ func (c *conn) firstMessageAuth() (*auth.Identity, bool) {
 }
 
 func (c *conn) refuseAuth(in protocol.Inbound, code, msg, reason string) {
+	c.h.obs.AuthFailed(reason)
 	c.h.log.Warn("auth_failed", c.meta.attrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", reason))...)
 	c.setReason("unauthorized")
 	c.send(c.h.codec.AppendError(nil, in.ID, in.HasID, code, msg))
@@ -194,6 +196,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !c.msgLimit.Allow() {
+			c.h.obs.MessageIn(UnknownEvent, "rate_limited")
 			c.rateLimited(protocol.Inbound{}, "")
 			continue
 		}
@@ -360,6 +363,7 @@ func (c *conn) cleanup() {
 		reason = *r
 	}
 	if c.ident.Load() != nil {
+		c.h.obs.Disconnected(reason, time.Since(c.started))
 		c.h.log.Info("disconnect", c.meta.attrs(
 			slog.String("reason", reason),
 			slog.Duration("duration", time.Since(c.started)),

@@ -33,6 +33,7 @@ func (c *conn) handle(frame []byte) {
 	c.seq++
 	in, err := c.h.codec.Decode(frame)
 	if err != nil {
+		c.h.obs.MessageIn(UnknownEvent, "invalid")
 		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("reason", err.Error()))...)
 		c.replyError(in, CodeInvalidMessage, "invalid message")
 		return
@@ -82,15 +83,18 @@ func (c *conn) rateLimited(in protocol.Inbound, what string) {
 func (c *conn) dispatch(in protocol.Inbound) {
 	hd := c.h.handler(in.Event)
 	if hd == nil {
+		c.h.obs.MessageIn(UnknownEvent, "unknown_event")
 		c.replyError(in, CodeUnknownEvent, "unknown event")
 		return
 	}
 	if !c.allow(in.Event, hd.limit) {
+		c.h.obs.MessageIn(in.Event, "rate_limited")
 		c.rateLimited(in, in.Event)
 		return
 	}
 	arg, err := hd.decode(in.Data)
 	if err != nil {
+		c.h.obs.MessageIn(in.Event, "invalid")
 		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("ws_event", in.Event), slog.String("reason", err.Error()))...)
 		c.replyError(in, CodeInvalidMessage, err.Error())
 		return
@@ -110,6 +114,7 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 	hctx := Context{Context: ctx, c: c, msgID: in.ID, seq: c.seq}
 	done := make(chan result, 1)
+	start := time.Now()
 	go func() {
 		defer cancel()
 		defer func() {
@@ -118,10 +123,12 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 					slog.String("ws_event", hd.event),
 					slog.String("panic", fmt.Sprint(p)),
 					slog.String("stack", string(debug.Stack())))...)
+				c.h.obs.MessageIn(hd.event, "panic")
 				done <- result{err: errPanic}
 			}
 		}()
 		data, err := hd.call(hctx, arg)
+		c.h.obs.HandlerDone(hd.event, time.Since(start))
 		done <- result{data, err}
 	}()
 	select {
@@ -131,6 +138,7 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 		if c.ctx.Err() != nil {
 			return
 		}
+		c.h.obs.MessageIn(hd.event, "timeout")
 		c.replyError(in, CodeTimeout, "handler timed out")
 		if c.abandoned.Add(1) > maxAbandoned {
 			c.setReason("handlers_stuck")
@@ -146,6 +154,13 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 var errPanic = errors.New("handler panicked")
 
 func (c *conn) reply(in protocol.Inbound, event string, res result) {
+	switch {
+	case res.err == nil:
+		c.h.obs.MessageIn(event, "ok")
+	case errors.Is(res.err, errPanic):
+	default:
+		c.h.obs.MessageIn(event, "error")
+	}
 	if res.err == nil {
 		if in.HasID {
 			c.send(c.h.codec.AppendAck(nil, in.ID, res.data))
@@ -176,6 +191,7 @@ func (c *conn) ack(in protocol.Inbound) {
 // clientJoin handles a join request: rate limit, room policy, room limit.
 func (c *conn) clientJoin(in protocol.Inbound) {
 	if !c.allow(verbJoin, c.h.opts.EventRate) {
+		c.h.obs.MessageIn(verbJoin, "rate_limited")
 		c.rateLimited(in, verbJoin)
 		return
 	}
@@ -185,6 +201,7 @@ func (c *conn) clientJoin(in protocol.Inbound) {
 	if err == nil {
 		err = c.h.join(c, in.Room)
 	}
+	c.h.obs.MessageIn(verbJoin, joinOutcome(err))
 	switch {
 	case err == nil:
 		c.ack(in)
@@ -202,11 +219,26 @@ func (c *conn) clientJoin(in protocol.Inbound) {
 	}
 }
 
+func joinOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, room.ErrInvalidName):
+		return "invalid"
+	case errors.Is(err, room.ErrRoomLimit), errors.Is(err, room.ErrForbidden):
+		return "forbidden"
+	default:
+		return "error"
+	}
+}
+
 func (c *conn) clientLeave(in protocol.Inbound) {
 	if !c.allow(verbLeave, c.h.opts.EventRate) {
+		c.h.obs.MessageIn(verbLeave, "rate_limited")
 		c.rateLimited(in, verbLeave)
 		return
 	}
+	c.h.obs.MessageIn(verbLeave, "ok")
 	c.h.leave(c, in.Room)
 	c.ack(in)
 }
@@ -215,11 +247,14 @@ func (c *conn) clientLeave(in protocol.Inbound) {
 // user is accepted, and the expiry timer moves to the new token's expiry.
 func (c *conn) refresh(in protocol.Inbound) {
 	if !c.allow(verbAuth, c.h.opts.EventRate) {
+		c.h.obs.MessageIn(verbAuth, "rate_limited")
 		c.rateLimited(in, verbAuth)
 		return
 	}
 	id, err := c.h.opts.Authenticator.Authenticate(c.ctx, in.Token)
 	if err != nil {
+		c.h.obs.MessageIn(verbAuth, "error")
+		c.h.obs.AuthFailed(authReason(err))
 		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", authReason(err)))...)
 		code := CodeUnauthorized
 		if errors.Is(err, auth.ErrTokenExpired) {
@@ -229,10 +264,13 @@ func (c *conn) refresh(in protocol.Inbound) {
 		return
 	}
 	if id.UserID != c.identity().UserID {
+		c.h.obs.MessageIn(verbAuth, "forbidden")
+		c.h.obs.AuthFailed("different_user")
 		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", "different_user"))...)
 		c.replyError(in, CodeUnauthorized, "token is for another user")
 		return
 	}
+	c.h.obs.MessageIn(verbAuth, "ok")
 	c.ident.Store(&id)
 	c.scheduleExpiry(id.ExpiresAt)
 	c.ack(in)

@@ -28,6 +28,7 @@ import (
 type Hub struct {
 	opts      Options
 	log       *slog.Logger
+	obs       Observer
 	broker    adapter.Broker
 	codec     protocol.Codec
 	validate  *validator.Validate
@@ -57,6 +58,7 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{
 		opts:      opts,
 		log:       opts.Logger,
+		obs:       opts.Observer,
 		broker:    opts.Broker,
 		codec:     protocol.Native{},
 		validate:  newValidator(),
@@ -98,16 +100,19 @@ func New(opts Options) (*Hub, error) {
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent()}
 	if !h.enterRequest() {
+		h.obs.Refused("shutting_down")
 		reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "server is shutting down", 5*time.Second)
 		return
 	}
 	defer h.exitRequest()
 	if !h.opts.CheckOrigin(r) {
+		h.obs.Refused("origin")
 		h.log.Warn("origin_rejected", meta.attrs(slog.String("origin", r.Header.Get("Origin")))...)
 		reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
 		return
 	}
 	if !offers(r, h.codec.Subprotocol()) {
+		h.obs.Refused("subprotocol")
 		reject.Write(w, http.StatusBadRequest, reject.CodeBadRequest, "the "+h.codec.Subprotocol()+" subprotocol is required", 0)
 		return
 	}
@@ -117,6 +122,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		ident, err := h.opts.Authenticator.Authenticate(r.Context(), token)
 		if err != nil {
+			h.refuseAuth(authReason(err))
 			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", authReason(err)))...)
 			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "invalid credentials", 0)
 			return
@@ -124,6 +130,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = &ident
 	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
 	default:
+		h.refuseAuth(authReason(err))
 		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", authReason(err)))...)
 		reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "credentials required", 0)
 		return
@@ -132,6 +139,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != nil {
 		meta.user, meta.tenant = id.UserID, id.TenantID
 		if release, err = h.admit(r.Context(), *id, meta); err != nil {
+			h.obs.Refused("connection_limit")
 			writeAdmitError(w, err)
 			return
 		}
@@ -146,6 +154,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.release = release
 	c.serve(id)
+}
+
+func (h *Hub) refuseAuth(reason string) {
+	h.obs.AuthFailed(reason)
+	h.obs.Refused("unauthorized")
 }
 
 // admit applies Options.Admit for an authenticated identity.

@@ -85,6 +85,8 @@ type Options struct {
 	// Sanitizer cleans the string fields handlers declare with
 	// `sanitize:"html"`. Default: bluemonday strict.
 	Sanitizer *sanitize.Sanitizer
+	// Observer receives operational events for metrics. Default: none.
+	Observer Observer
 	// Logger receives the security log (S13). Default: discard. Lines never
 	// contain tokens or payloads.
 	Logger *slog.Logger
@@ -197,6 +199,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Sanitizer == nil {
 		o.Sanitizer = sanitize.New(sanitize.Options{})
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -24,6 +24,7 @@ func (c *conn) enqueue(frame []byte, force bool) bool {
 	o := &c.h.opts
 	if !force && (len(c.queue) >= o.SendQueueMessages || c.queued+len(frame) > o.SendQueueBytes) {
 		if o.SlowConsumer == Drop {
+			c.h.obs.Dropped()
 			c.dropped++
 			c.mu.Unlock()
 			return false
@@ -32,6 +33,7 @@ func (c *conn) enqueue(frame []byte, force bool) bool {
 		c.closeCode, c.closeReason = CloseSlowConsumer, "slow consumer"
 		c.mu.Unlock()
 		c.setReason("slow_consumer")
+		c.h.obs.SlowConsumer()
 		// The writer may be stuck on this very peer: close from a goroutine
 		// of its own so the caller (a broadcast) is never held up.
 		go c.closeHandshake(CloseSlowConsumer, "slow consumer")

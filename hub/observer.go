@@ -1,0 +1,77 @@
+package hub
+
+import "time"
+
+// Observer receives the hub's operational events, for metrics (O2). The hub
+// calls it on hot paths: implementations must be cheap, safe for concurrent
+// use and never block. Label values the hub passes are bounded: reasons and
+// outcomes come from fixed sets, and event names are registered ones
+// (anything else arrives as UnknownEvent).
+//
+// Embed NopObserver to implement only the methods you need.
+type Observer interface {
+	// Refused counts a request refused before the upgrade: "origin",
+	// "shutting_down", "subprotocol", "unauthorized", "connection_limit".
+	Refused(reason string)
+	// AuthFailed counts a credential that did not verify: "no_token",
+	// "invalid", "expired", "too_large", "different_user".
+	AuthFailed(reason string)
+	// Connected counts an authenticated connection.
+	Connected()
+	// Disconnected counts the end of an authenticated connection with the
+	// reason recorded in the security log.
+	Disconnected(reason string, lifetime time.Duration)
+	// MessageIn counts an inbound message by event (or verb: "$join",
+	// "$leave", "$auth") and outcome: "ok", "invalid", "unknown_event",
+	// "rate_limited", "forbidden", "error", "timeout", "panic".
+	MessageIn(event, outcome string)
+	// HandlerDone reports how long a handler ran.
+	HandlerDone(event string, d time.Duration)
+	// Delivered counts frames queued to local connections by one broker
+	// delivery; Dropped counts frames lost to a full queue (Drop policy);
+	// SlowConsumer counts disconnects for a full queue.
+	Delivered(n int)
+	Dropped()
+	SlowConsumer()
+	// Published reports a broadcast handed to the broker, its latency and
+	// error.
+	Published(event string, d time.Duration, err error)
+}
+
+// UnknownEvent is the event label for messages naming no registered event.
+const UnknownEvent = "_unknown"
+
+// NopObserver implements Observer and does nothing.
+type NopObserver struct{}
+
+var _ Observer = NopObserver{}
+
+// Refused does nothing.
+func (NopObserver) Refused(string) {}
+
+// AuthFailed does nothing.
+func (NopObserver) AuthFailed(string) {}
+
+// Connected does nothing.
+func (NopObserver) Connected() {}
+
+// Disconnected does nothing.
+func (NopObserver) Disconnected(string, time.Duration) {}
+
+// MessageIn does nothing.
+func (NopObserver) MessageIn(string, string) {}
+
+// HandlerDone does nothing.
+func (NopObserver) HandlerDone(string, time.Duration) {}
+
+// Delivered does nothing.
+func (NopObserver) Delivered(int) {}
+
+// Dropped does nothing.
+func (NopObserver) Dropped() {}
+
+// SlowConsumer does nothing.
+func (NopObserver) SlowConsumer() {}
+
+// Published does nothing.
+func (NopObserver) Published(string, time.Duration, error) {}
