@@ -43,6 +43,9 @@ type LimitsOptions struct {
 	// Logger receives one Warn line per refusal (events "node_full" and
 	// "user_connection_limit"). Default: nothing is logged.
 	Logger *slog.Logger
+	// Observer counts refusals for metrics (hub.Observer satisfies it).
+	// Default: none.
+	Observer Observer
 }
 
 // Limits caps concurrent connections per user and per node (S5). It counts on
@@ -51,6 +54,7 @@ type Limits struct {
 	perUser  int
 	perNode  int64
 	log      *slog.Logger
+	obs      Observer
 	inFlight atomic.Int64 // requests inside Middleware's next, refused ones excluded
 
 	mu    sync.Mutex     // guards users
@@ -72,6 +76,7 @@ func NewLimits(opts LimitsOptions) (*Limits, error) {
 		perUser: opts.PerUser,
 		perNode: int64(opts.PerNode),
 		log:     loggerOrDiscard(opts.Logger),
+		obs:     observerOrNop(opts.Observer),
 		users:   make(map[string]int),
 	}, nil
 }
@@ -86,6 +91,7 @@ func (l *Limits) Middleware(next http.Handler) http.Handler {
 		info := infoOf(r, "")
 		if l.inFlight.Add(1) > l.perNode {
 			l.inFlight.Add(-1)
+			l.obs.Refused(eventNodeFull)
 			logRefusal(r.Context(), l.log, eventNodeFull, info, "")
 			e := &reject.Error{
 				Status:     http.StatusServiceUnavailable,

@@ -38,6 +38,9 @@ type OriginOptions struct {
 	// Logger receives one Warn line per refusal (event "origin_rejected").
 	// Default: nothing is logged.
 	Logger *slog.Logger
+	// Observer counts refusals for metrics (hub.Observer satisfies it).
+	// Default: none.
+	Observer Observer
 }
 
 // Origins is an origin allowlist (S1). It is safe for concurrent use and
@@ -47,6 +50,7 @@ type Origins struct {
 	patterns     []originPattern
 	allowMissing bool
 	log          *slog.Logger
+	obs          Observer
 }
 
 // originKey is a normalised origin. It is comparable so that a look-up
@@ -74,6 +78,7 @@ func NewOrigins(opts OriginOptions) (*Origins, error) {
 		exact:        make(map[originKey]struct{}, len(opts.Allowed)),
 		allowMissing: opts.AllowMissing,
 		log:          loggerOrDiscard(opts.Logger),
+		obs:          observerOrNop(opts.Observer),
 	}
 	for i, entry := range opts.Allowed {
 		if err := o.add(entry); err != nil {
@@ -171,6 +176,7 @@ func (o *Origins) Check(r *http.Request) bool {
 func (o *Origins) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !o.Check(r) {
+			o.obs.Refused(eventOriginRejected)
 			logRefusal(r.Context(), o.log, eventOriginRejected, infoOf(r, ""), "")
 			reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
 			return

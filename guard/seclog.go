@@ -29,6 +29,26 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// Observer counts refusals, for metrics. Refused receives the security log's
+// event name: "origin_rejected", "handshake_throttled" or "node_full".
+// (Limits.Admit refusals are counted by its caller, the hub, as
+// "user_connection_limit".) It must be cheap and safe for concurrent use;
+// hub.Observer implementations satisfy it.
+type Observer interface {
+	Refused(reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Refused(string) {}
+
+func observerOrNop(o Observer) Observer {
+	if o == nil {
+		return nopObserver{}
+	}
+	return o
+}
+
 // reqInfo is what a refusal may say about the request. It is deliberately
 // small: no query string (tokens travel there), no other headers.
 type reqInfo struct {

@@ -46,6 +46,9 @@ type ThrottleOptions struct {
 	// Logger receives one Warn line per refusal (event
 	// "handshake_throttled"). Default: nothing is logged.
 	Logger *slog.Logger
+	// Observer counts refusals for metrics (hub.Observer satisfies it).
+	// Default: none.
+	Observer Observer
 	// Now returns the current time; tests replace it. Default time.Now.
 	Now func() time.Time
 }
@@ -73,6 +76,7 @@ type Throttle struct {
 	v6Bits  int
 	proxies []netip.Prefix
 	log     *slog.Logger
+	obs     Observer
 	now     func() time.Time
 
 	mu          sync.Mutex // guards the fields below
@@ -96,6 +100,7 @@ func NewThrottle(opts ThrottleOptions) (*Throttle, error) {
 		v6Bits:  o.IPv6Prefix,
 		proxies: make([]netip.Prefix, len(o.TrustedProxies)),
 		log:     loggerOrDiscard(o.Logger),
+		obs:     observerOrNop(o.Observer),
 		now:     o.Now,
 		cur:     make(map[netip.Addr]*rate.Limiter),
 		prev:    make(map[netip.Addr]*rate.Limiter),
@@ -295,6 +300,7 @@ func (t *Throttle) Middleware(next http.Handler) http.Handler {
 			if ip.IsValid() {
 				ipStr = ip.String()
 			}
+			t.obs.Refused(eventThrottled)
 			logRefusal(r.Context(), t.log, eventThrottled, infoOf(r, ipStr), "")
 			reject.Write(w, http.StatusTooManyRequests, reject.CodeRateLimited, "too many connection attempts", retry)
 			return

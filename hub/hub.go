@@ -106,7 +106,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.exitRequest()
 	if !h.opts.CheckOrigin(r) {
-		h.obs.Refused("origin")
+		h.obs.Refused("origin_rejected")
 		h.log.Warn("origin_rejected", meta.attrs(slog.String("origin", r.Header.Get("Origin")))...)
 		reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
 		return
@@ -139,7 +139,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != nil {
 		meta.user, meta.tenant = id.UserID, id.TenantID
 		if release, err = h.admit(r.Context(), *id, meta); err != nil {
-			h.obs.Refused("connection_limit")
+			h.obs.Refused("user_connection_limit")
 			writeAdmitError(w, err)
 			return
 		}

@@ -10,8 +10,10 @@ import "time"
 //
 // Embed NopObserver to implement only the methods you need.
 type Observer interface {
-	// Refused counts a request refused before the upgrade: "origin",
-	// "shutting_down", "subprotocol", "unauthorized", "connection_limit".
+	// Refused counts a request refused before the upgrade: "origin_rejected",
+	// "shutting_down", "subprotocol", "unauthorized",
+	// "user_connection_limit". It also satisfies guard.Observer, whose
+	// middleware adds "handshake_throttled" and "node_full".
 	Refused(reason string)
 	// AuthFailed counts a credential that did not verify: "no_token",
 	// "invalid", "expired", "too_large", "different_user".
