@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
 )
@@ -219,5 +221,48 @@ func TestSecurityLogNeverContainsTokens(t *testing.T) {
 	sig := tok[strings.LastIndex(tok, ".")+1:]
 	if strings.Contains(logs, sig) {
 		t.Fatal("log contains the token")
+	}
+}
+
+func TestRequestIDIsKeptInTheLog(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ id, want string }{
+		{"req-42.abc", `"request_id":"req-42.abc"`},
+		{"bad id<script>", ""},
+	} {
+		h := e.header(token(t, claims{sub: "alice"}))
+		h.Set("X-Request-ID", tc.id)
+		ws, _, err := e.dialRaw(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.CloseNow()
+	}
+	eventually(t, "two connect lines", func() bool { return strings.Count(e.log.String(), `"msg":"connect"`) == 2 })
+	logs := e.log.String()
+	if !strings.Contains(logs, `"request_id":"req-42.abc"`) {
+		t.Fatalf("request id missing:\n%s", logs)
+	}
+	if strings.Contains(logs, `bad`) {
+		t.Fatal("malformed request id was logged")
+	}
+}
+
+func TestReadinessFollowsTheBroker(t *testing.T) {
+	broker := memory.New()
+	e := newEnv(t, func(o *hub.Options) { o.Broker = broker })
+	get := func() int {
+		rec := httptest.NewRecorder()
+		e.hub.ReadinessHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code
+	}
+	if get() != http.StatusOK {
+		t.Fatal("not ready with a healthy broker")
+	}
+	_ = broker.Close()
+	if got := get(); got != http.StatusServiceUnavailable {
+		t.Fatalf("readiness = %d with the broker down, want 503", got)
 	}
 }

@@ -98,7 +98,7 @@ func New(opts Options) (*Hub, error) {
 // until it closes. Refusals before the upgrade are answered with the JSON
 // body of docs/PROTOCOL.md.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent()}
+	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent(), requestID: requestID(r)}
 	if !h.enterRequest() {
 		h.obs.Refused("shutting_down")
 		reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "server is shutting down", 5*time.Second)
@@ -332,6 +332,23 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// requestID returns the request's X-Request-ID when it is a plausible id
+// (1-128 characters of [A-Za-z0-9._:-]); anything else is not logged, so the
+// header cannot inject into log lines.
+func requestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-ID")
+	if len(id) == 0 || len(id) > 128 {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return ""
+		}
+	}
+	return id
+}
+
 // newID returns a random, URL-safe, 128-bit identifier.
 func newID() string {
 	var b [16]byte
@@ -344,6 +361,7 @@ type requestMeta struct {
 	ip, userAgent string
 	user, tenant  string
 	connID        string
+	requestID     string // the caller's X-Request-ID, when well-formed
 }
 
 func (m requestMeta) attrs(extra ...any) []any {
@@ -356,6 +374,9 @@ func (m requestMeta) attrs(extra ...any) []any {
 	}
 	if m.tenant != "" {
 		a = append(a, slog.String("tenant", m.tenant))
+	}
+	if m.requestID != "" {
+		a = append(a, slog.String("request_id", m.requestID))
 	}
 	a = append(a, slog.String("ip", m.ip), slog.String("user_agent", m.userAgent))
 	return append(a, extra...)
