@@ -49,7 +49,7 @@ func chatEnv(t *testing.T, configure func(*hub.Options)) *env {
 const convID = "7d444840-9dc0-11d1-b245-5ffdce74fad2"
 
 func TestMessages(t *testing.T) {
-	e := chatEnv(t, func(o *hub.Options) { o.HandlerTimeout = 200 * time.Millisecond })
+	e := chatEnv(t, func(o *hub.Options) { o.HandlerTimeout = 2 * time.Second })
 	c := e.connect(claims{sub: "alice"})
 	cases := []struct {
 		name string

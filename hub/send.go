@@ -77,7 +77,10 @@ func (c *conn) writeLoop() {
 				c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
 				c.mu.Unlock()
 				c.setReason("write_failed")
-				c.ws.CloseNow()
+				c.abort()
+				// No close handshake is possible any more; let cleanup
+				// stop waiting for one.
+				c.closeMu.Do(func() { close(c.closeOK) })
 				return
 			}
 		}
