@@ -132,14 +132,14 @@ func (h *Hub) deliver(topic string, payload []byte) {
 	if topic == topicAll {
 		h.connsMu.RLock()
 		for _, c := range h.conns {
-			if c.id != except && c.ident.Load() != nil && c.enqueue(frame, false) {
+			if c.id != except && c.ident.Load() != nil && c.enqueue(frame) {
 				n++
 			}
 		}
 		h.connsMu.RUnlock()
 	} else if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
 		h.index.Each(name, func(c *conn) {
-			if c.id != except && c.enqueue(frame, false) {
+			if c.id != except && c.enqueue(frame) {
 				n++
 			}
 		})

@@ -111,12 +111,14 @@ type result struct {
 // TIMEOUT while the read loop moves on; a panic is recovered and reported
 // as INTERNAL.
 func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
+	// cancel runs when run returns, not when the handler does: a handler
+	// that finished must not make its own result race its deadline.
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	defer cancel()
 	hctx := Context{Context: ctx, c: c, msgID: in.ID, seq: c.seq}
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				c.h.log.Error("handler_panic", c.msgAttrs(

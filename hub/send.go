@@ -9,20 +9,19 @@ import (
 // send queues a frame produced for this connection alone (replies, welcome,
 // errors). Frames are immutable once queued: broadcasts share one slice
 // among all recipients.
-func (c *conn) send(frame []byte) bool { return c.enqueue(frame, false) }
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame) }
 
 // enqueue appends frame to the bounded send queue and makes sure a writer
 // runs. It never blocks, so broker delivery and broadcasts can call it while
-// holding the room index's read lock. force bypasses the bounds for the
-// final bye frame.
-func (c *conn) enqueue(frame []byte, force bool) bool {
+// holding the room index's read lock.
+func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
-	if c.closing && !force {
+	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
 	o := &c.h.opts
-	if !force && (len(c.queue) >= o.SendQueueMessages || c.queued+len(frame) > o.SendQueueBytes) {
+	if len(c.queue) >= o.SendQueueMessages || c.queued+len(frame) > o.SendQueueBytes {
 		if o.SlowConsumer == Drop {
 			c.h.obs.Dropped()
 			c.dropped++
@@ -95,8 +94,14 @@ func (c *conn) write(frame []byte) error {
 
 // closeWith asks for the connection to close with code after the frames
 // already queued, preceded by a bye frame when byeReason is set. Later calls
-// are ignored.
+// are ignored. The bye is queued in the same critical section that marks the
+// connection closing, so a writer that drains the queue cannot start the
+// handshake before the bye is out.
 func (c *conn) closeWith(code websocket.StatusCode, reason, byeReason string) {
+	var bye []byte
+	if byeReason != "" {
+		bye = c.h.codec.AppendBye(nil, byeReason)
+	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -104,15 +109,19 @@ func (c *conn) closeWith(code websocket.StatusCode, reason, byeReason string) {
 	}
 	c.closing = true
 	c.closeCode, c.closeReason = code, reason
-	c.mu.Unlock()
-	if byeReason != "" {
-		c.enqueue(c.h.codec.AppendBye(nil, byeReason), true)
-		return
+	if bye != nil {
+		c.queue = append(c.queue, bye)
+		c.queued += len(bye)
 	}
-	c.mu.Lock()
 	idle := !c.writing
+	if idle && bye != nil {
+		c.writing = true
+	}
 	c.mu.Unlock()
-	if idle {
+	switch {
+	case idle && bye != nil:
+		go c.writeLoop()
+	case idle:
 		c.closeHandshake(code, reason)
 	}
 }
