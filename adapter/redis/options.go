@@ -12,10 +12,14 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultPrefix         = "wsgate:"
+	// DefaultPrefix is the channel prefix when Options.Prefix is empty.
+	DefaultPrefix = "wsgate:"
+	// DefaultPublishTimeout bounds Publish when Options.PublishTimeout is 0.
 	DefaultPublishTimeout = 2 * time.Second
+	// DefaultDeliveryBuffer is the queue length when Options.DeliveryBuffer is 0.
 	DefaultDeliveryBuffer = 4096
-	DefaultProbeInterval  = 5 * time.Second
+	// DefaultProbeInterval is the probe period when Options.ProbeInterval is 0.
+	DefaultProbeInterval = 5 * time.Second
 )
 
 // MinHMACKeyLen is the shortest HMACKey New accepts.

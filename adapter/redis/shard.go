@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -26,7 +27,7 @@ const (
 
 var (
 	errConnLost = errors.New("pub/sub connection lost")
-	errRecycled = errors.New("pub/sub connection recycled after a late probe")
+	errRecycled = fmt.Errorf("%w: pub/sub connection recycled", ErrProbeLate)
 	errNoNode   = errors.New("node not known to the cluster client")
 )
 

@@ -148,9 +148,7 @@ func freePort() (int, error) {
 func (s *Server) launch() error {
 	cmd := exec.Command(s.bin, s.base...)
 	cmd.Dir = s.dir
-	// Its own process group keeps a Ctrl-C on `go test` from reaching
-	// redis before Cleanup does, and our signals go to this PID only.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -1,0 +1,84 @@
+package redis
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/redistest"
+)
+
+func benchNode(b *testing.B, addr string, h func(string, []byte)) *Broker {
+	b.Helper()
+	n, err := New(Options{Addrs: []string{addr}, DeliveryBuffer: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	if err := n.Attach(h); err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Subscribe(context.Background(), "room:bench"); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// BenchmarkPublishLatency measures one Publish at a time, a 200-byte frame,
+// and reports the 50th and 99th percentile of the call.
+func BenchmarkPublishLatency(b *testing.B) {
+	srv := redistest.Start(b)
+	pub := benchNode(b, srv.Addr(), func(string, []byte) {})
+	payload := make([]byte, 200)
+	lat := make([]time.Duration, 0, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if err := pub.Publish(ctx, "room:bench", payload); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkTwoNodes publishes from one node with concurrent callers and
+// counts what a second node receives: messages per second across Redis.
+func BenchmarkTwoNodes(b *testing.B) {
+	srv := redistest.Start(b)
+	var got atomic.Int64
+	recv := benchNode(b, srv.Addr(), func(string, []byte) { got.Add(1) })
+	pub := benchNode(b, srv.Addr(), func(string, []byte) {})
+	payload := make([]byte, 200)
+	ctx := context.Background()
+	var sent atomic.Int64
+	// Many concurrent broadcasts, as a busy hub makes, let rueidis
+	// pipeline them.
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := pub.Publish(ctx, "room:bench", payload); err != nil {
+				b.Error(err)
+				return
+			}
+			sent.Add(1)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Load()+int64(recv.Stats().Dropped) < sent.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	st := recv.Stats()
+	b.ReportMetric(float64(got.Load())/elapsed.Seconds(), "delivered/s")
+	b.ReportMetric(float64(st.Dropped), "dropped")
+}
