@@ -26,6 +26,12 @@ const (
 // can tell each other's messages apart.
 const relayVersion = 1
 
+// Relay kinds: what the bytes after the header are.
+const (
+	relayFrame      byte = 0 // an encoded frame for every local member
+	relayDisconnect byte = 1 // a bye reason: close every local member
+)
+
 // BroadcastOption modifies one broadcast.
 type BroadcastOption func(*broadcast)
 
@@ -70,7 +76,7 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 	for _, o := range opts {
 		o(&b)
 	}
-	payload := appendRelayHeader(make([]byte, 0, 128), b.except)
+	payload := appendRelayHeader(make([]byte, 0, 128), relayFrame, b.except)
 	payload, err := h.eventFrame(payload, event, roomName, data)
 	if err != nil {
 		return err
@@ -98,34 +104,39 @@ func (h *Hub) eventFrame(dst []byte, event, roomName string, data any) ([]byte, 
 
 func validEvent(s string) bool { return protocol.ValidEventName(s) }
 
-// The relay header: version byte, uvarint length of the excluded connection
-// id, the id; the frame follows.
-func appendRelayHeader(dst []byte, except string) []byte {
-	dst = append(dst, relayVersion)
+// The relay header: version byte, kind byte, uvarint length of the excluded
+// connection id, the id; the body follows.
+func appendRelayHeader(dst []byte, kind byte, except string) []byte {
+	dst = append(dst, relayVersion, kind)
 	dst = binary.AppendUvarint(dst, uint64(len(except)))
 	return append(dst, except...)
 }
 
 var errRelay = errors.New("hub: malformed relay payload")
 
-func parseRelay(p []byte) (except string, frame []byte, err error) {
-	if len(p) < 2 || p[0] != relayVersion {
-		return "", nil, errRelay
+func parseRelay(p []byte) (kind byte, except string, body []byte, err error) {
+	if len(p) < 3 || p[0] != relayVersion {
+		return 0, "", nil, errRelay
 	}
-	n, w := binary.Uvarint(p[1:])
-	if w <= 0 || n > uint64(len(p)-1-w) {
-		return "", nil, errRelay
+	kind = p[1]
+	n, w := binary.Uvarint(p[2:])
+	if w <= 0 || n > uint64(len(p)-2-w) {
+		return 0, "", nil, errRelay
 	}
-	start := 1 + w
-	return string(p[start : start+int(n)]), p[start+int(n):], nil
+	start := 2 + w
+	return kind, string(p[start : start+int(n)]), p[start+int(n):], nil
 }
 
 // deliver is the broker handler: fan a published frame out to the local
 // members of its topic. It never blocks: enqueue only appends.
 func (h *Hub) deliver(topic string, payload []byte) {
-	except, frame, err := parseRelay(payload)
-	if err != nil {
+	kind, except, frame, err := parseRelay(payload)
+	if err != nil || kind > relayDisconnect {
 		h.log.Warn("relay_invalid", slog.String("topic", topic))
+		return
+	}
+	if kind == relayDisconnect {
+		h.disconnectLocal(topic, string(frame))
 		return
 	}
 	n := 0
@@ -147,32 +158,88 @@ func (h *Hub) deliver(topic string, payload []byte) {
 	h.obs.Delivered(n)
 }
 
-// join adds c to a room and makes sure the node is subscribed to it.
+// DisconnectUser closes every connection of userID on every node, after a
+// bye carrying reason (e.g. "logout"), with close code 4001 so clients do not
+// reconnect with the old credential.
+func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
+	if h.closing.Load() {
+		return ErrShuttingDown
+	}
+	payload := appendRelayHeader(make([]byte, 0, 64), relayDisconnect, "")
+	payload = append(payload, reason...)
+	return h.broker.Publish(ctx, topicRoomPrefix+room.User(userID), payload)
+}
+
+func (h *Hub) disconnectLocal(topic, reason string) {
+	name, ok := strings.CutPrefix(topic, topicRoomPrefix)
+	if !ok {
+		return
+	}
+	var victims []*conn
+	h.index.Each(name, func(c *conn) { victims = append(victims, c) })
+	for _, c := range victims {
+		c.setReason("disconnected_by_server")
+		c.closeWith(CloseUnauthorized, "disconnected", reason)
+	}
+}
+
+// join adds c to a room, makes sure the node is subscribed to it and
+// records presence.
 func (h *Hub) join(c *conn, name string) error {
 	first, err := h.index.Join(name, c)
 	if err != nil {
 		return err
 	}
-	if !first {
-		return nil
+	if first {
+		if err := h.subs.sync(name); err != nil {
+			h.leave(c, name)
+			return fmt.Errorf("hub: subscribe %s: %w", name, err)
+		}
 	}
-	if err := h.subs.sync(name); err != nil {
-		h.leave(c, name)
-		return fmt.Errorf("hub: subscribe %s: %w", name, err)
+	if h.opts.Presence != nil {
+		h.opts.Presence.Add(name, c.identity().UserID, c.id)
 	}
 	return nil
 }
 
 func (h *Hub) leave(c *conn, name string) {
+	if h.opts.Presence != nil {
+		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
+	}
 	if h.index.Leave(name, c) {
 		_ = h.subs.sync(name)
 	}
 }
 
 func (h *Hub) leaveAll(c *conn) {
+	if h.opts.Presence != nil {
+		user := c.identity().UserID
+		for _, name := range h.index.RoomsOf(c, nil) {
+			h.opts.Presence.Remove(name, user, c.id)
+		}
+	}
 	for _, name := range h.index.LeaveAll(c) {
 		_ = h.subs.sync(name)
 	}
+}
+
+// Presence returns the users with at least one connection in room (R8):
+// across every node when Options.Presence is a shared store, otherwise the
+// users connected to this node. The order is unspecified.
+func (h *Hub) Presence(ctx context.Context, name string) ([]string, error) {
+	if h.opts.Presence != nil {
+		return h.opts.Presence.Users(ctx, name)
+	}
+	seen := make(map[string]struct{})
+	users := []string{}
+	h.index.Each(name, func(c *conn) {
+		u := c.identity().UserID
+		if _, ok := seen[u]; !ok {
+			seen[u] = struct{}{}
+			users = append(users, u)
+		}
+	})
+	return users, nil
 }
 
 // JoinConn adds a connection of this node to a room, bypassing the room

@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -162,4 +164,52 @@ func TestTwoHubsOnOneBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNext(t, ca, "dm")
+}
+
+func TestDisconnectUserEverywhere(t *testing.T) {
+	bus := memory.NewBus()
+	a := newEnv(t, func(o *hub.Options) { o.Broker = bus.Broker() })
+	b := newEnv(t, func(o *hub.Options) { o.Broker = bus.Broker() })
+	victims := []*client{a.connect(claims{sub: "mallory"}), b.connect(claims{sub: "mallory"})}
+	bystander := b.connect(claims{sub: "alice"})
+	if err := a.hub.DisconnectUser(context.Background(), "mallory", "logout"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range victims {
+		f := c.next()
+		if f.Type != "bye" || !strings.Contains(string(f.Data), "logout") {
+			t.Fatalf("got %+v, want bye logout", f)
+		}
+		if got := c.closeStatus(); got != hub.CloseUnauthorized {
+			t.Fatalf("close = %d, want 4001", got)
+		}
+	}
+	if err := b.hub.ToUser(context.Background(), "alice", "still-here", nil); err != nil {
+		t.Fatal(err)
+	}
+	assertNext(t, bystander, "still-here")
+}
+
+func TestPresenceFromLocalConnections(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) { o.Rooms = allowAll })
+	a1 := e.connect(claims{sub: "alice"})
+	a2 := e.connect(claims{sub: "alice"})
+	b := e.connect(claims{sub: "bob"})
+	for _, c := range []*client{a1, a2, b} {
+		c.send(map[string]any{"type": "join", "id": 1, "room": "case:7"})
+		c.next()
+	}
+	users, err := e.hub.Presence(context.Background(), "case:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(users)
+	if !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("presence = %v", users)
+	}
+	b.ws.CloseNow()
+	eventually(t, "bob to leave", func() bool {
+		users, _ := e.hub.Presence(context.Background(), "case:7")
+		return slices.Equal(users, []string{"alice"})
+	})
 }

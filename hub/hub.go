@@ -312,6 +312,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.connsMu.RUnlock()
 	for _, c := range all {
+		c.setReason("shutdown")
 		c.closeWith(websocket.StatusServiceRestart, "shutdown", "shutdown")
 	}
 	var err error

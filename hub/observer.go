@@ -1,6 +1,9 @@
 package hub
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Observer receives the hub's operational events, for metrics (O2). The hub
 // calls it on hot paths: implementations must be cheap, safe for concurrent
@@ -38,6 +41,16 @@ type Observer interface {
 	// Published reports a broadcast handed to the broker, its latency and
 	// error.
 	Published(event string, d time.Duration, err error)
+}
+
+// Presence is a store of who is in which room across nodes (R8). Add and
+// Remove are called on the join and leave paths and must not block: a
+// networked implementation queues them and keeps its entries alive with a
+// TTL so that a crashed node's entries expire.
+type Presence interface {
+	Add(room, userID, connID string)
+	Remove(room, userID, connID string)
+	Users(ctx context.Context, room string) ([]string, error)
 }
 
 // UnknownEvent is the event label for messages naming no registered event.

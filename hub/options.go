@@ -63,7 +63,8 @@ type Options struct {
 	// status). guard.Limits.Admit plugs per-user limits in. Default: no limit.
 	Admit func(ctx context.Context, userID string) (release func(), err error)
 	// ClientIP returns the address logged for the request. Default: the host
-	// of RemoteAddr. guard.Throttle.ClientIP honours trusted proxies.
+	// of RemoteAddr. To honour trusted proxies, wrap guard.Throttle.ClientIP:
+	// func(r *http.Request) string { return throttle.ClientIP(r).String() }.
 	ClientIP func(r *http.Request) string
 
 	// Rooms authorizes client join requests. Default: room.NewPolicy with
@@ -78,6 +79,11 @@ type Options struct {
 	// MaxRoomsPerConn caps the rooms one connection may be in, automatic ones
 	// included. Default 100.
 	MaxRoomsPerConn int
+
+	// Presence records room membership in a store shared by every node, for
+	// Hub.Presence (R8). Default: none; Hub.Presence answers from this
+	// node's connections.
+	Presence Presence
 
 	// Broker carries broadcasts between nodes. Default: a new in-memory
 	// broker (one process).
