@@ -1,0 +1,309 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/room"
+)
+
+// tokenCookie carries the JWT for browsers. A cookie is safe for the
+// WebSocket only because the origin allowlist is on: browsers attach it to
+// cross-site handshakes too.
+const tokenCookie = "wsgate_token"
+
+//go:embed static
+var staticFiles embed.FS
+
+// config is everything newServer needs; main fills it from flags and the
+// environment, tests directly.
+type config struct {
+	// Addr is the address the server is reached at, host:port. The default
+	// origin allowlist is http://Addr, so it must name a host.
+	Addr string
+	// Origins is the allowlist of page origins. Default: http://Addr only.
+	Origins []string
+	// Secret verifies (and in demo mode signs) HS256 tokens. Empty means
+	// demo mode: a random secret, a demo login and printed demo tokens.
+	Secret []byte
+	// Issuer and Audience, when set, are required in every token.
+	Issuer, Audience string
+	// TokenTTL is the lifetime of demo tokens. Default 12h.
+	TokenTTL time.Duration
+	// Throttle limits handshakes per client IP. Default: guard's (10/min).
+	Throttle guard.ThrottleOptions
+	// Logger receives the server's and the security log. Default: discard.
+	Logger *slog.Logger
+}
+
+// server is the chat gateway: the page, the demo login, health probes and
+// the guarded WebSocket endpoint, behind one http.Handler.
+type server struct {
+	log     *slog.Logger
+	hub     *hub.Hub
+	dir     *directory
+	origins *guard.Origins
+	page    *template.Template
+	csp     string
+	handler http.Handler
+
+	// Set only in demo mode, where the server issues its own tokens.
+	demo             bool
+	secret           []byte
+	issuer, audience string
+	ttl              time.Duration
+}
+
+// newServer validates cfg and builds the gateway. It fails rather than
+// weakening anything: a short secret, an unusable allowlist or an address
+// without a host are errors.
+func newServer(cfg config) (*server, error) {
+	s := &server{
+		log:      cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		dir:      newDirectory(),
+		issuer:   cfg.Issuer,
+		audience: cfg.Audience,
+		ttl:      cmp.Or(cfg.TokenTTL, 12*time.Hour),
+	}
+	page, err := template.ParseFS(staticFiles, "static/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	s.page = page
+	verifier, err := s.newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	allowed := cfg.Origins
+	if len(allowed) == 0 {
+		o, err := defaultOrigin(cfg.Addr)
+		if err != nil {
+			return nil, err
+		}
+		allowed = []string{o}
+	}
+	if s.origins, err = guard.NewOrigins(guard.OriginOptions{Allowed: allowed, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	s.csp = contentSecurityPolicy(allowed)
+	throttleOpts := cfg.Throttle
+	throttleOpts.Logger = s.log
+	throttle, err := guard.NewThrottle(throttleOpts)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	limits, err := guard.NewLimits(guard.LimitsOptions{Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	if s.hub, err = s.newHub(verifier, throttle, limits); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes(throttle, limits)
+	return s, nil
+}
+
+// newVerifier returns the JWT verifier for the configured secret, or for a
+// fresh random one in demo mode.
+func (s *server) newVerifier(cfg config) (*auth.JWT, error) {
+	secret := cfg.Secret
+	switch {
+	case len(secret) == 0:
+		// No fixed fallback: every demo run has its own secret, so a token
+		// copied from a blog post or another run is worthless here.
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret) // crypto/rand.Read never fails
+		s.demo, s.secret = true, secret
+	case len(secret) < auth.MinHMACSecretBytes:
+		return nil, fmt.Errorf("chat: the JWT secret is %d bytes; at least %d are required", len(secret), auth.MinHMACSecretBytes)
+	}
+	v, err := auth.NewJWT(auth.JWTOptions{HMACSecret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience})
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	return v, nil
+}
+
+// newHub builds the WebSocket endpoint with the guards' hooks plugged in,
+// so that origin, client address and per-user limits agree between the
+// middleware and the hub.
+func (s *server) newHub(verifier auth.Authenticator, throttle *guard.Throttle, limits *guard.Limits) (*hub.Hub, error) {
+	policy, err := room.NewPolicy(room.PolicyOptions{
+		Rules: map[string]room.Authorizer{conversationKind: room.AuthorizerFunc(s.dir.canJoinConversation)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	h, err := hub.New(hub.Options{
+		Authenticator: verifier,
+		Tokens:        auth.Extractor{Cookie: tokenCookie},
+		CheckOrigin:   s.origins.Check,
+		Admit:         limits.Admit,
+		ClientIP:      func(r *http.Request) string { return addrString(throttle.ClientIP(r)) },
+		Rooms:         policy,
+		Logger:        s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	registerEvents(h, s.dir)
+	return h, nil
+}
+
+func (s *server) routes(throttle *guard.Throttle, limits *guard.Limits) http.Handler {
+	mux := http.NewServeMux()
+	// The throttle is outermost so that every attempt counts, even one a
+	// later guard refuses.
+	mux.Handle("GET /ws", guard.Chain(s.hub, throttle.Middleware, s.origins.Middleware, limits.Middleware))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /{$}", s.secured(http.HandlerFunc(s.index)))
+	mux.Handle("GET /static/app.js", s.secured(staticFile("static/app.js")))
+	mux.Handle("GET /static/style.css", s.secured(staticFile("static/style.css")))
+	// Browsers ask for it on every page; an empty answer keeps 404s (and a
+	// data: icon that the CSP would block) out of the console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	if s.demo {
+		mux.Handle("POST /demo/login", s.secured(http.HandlerFunc(s.demoLogin)))
+	}
+	return mux
+}
+
+// ServeHTTP implements http.Handler.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Shutdown closes every WebSocket with "bye" and 1012 so that clients
+// reconnect elsewhere, and drains them until ctx is done.
+func (s *server) Shutdown(ctx context.Context) error { return s.hub.Shutdown(ctx) }
+
+// defaultOrigin is the origin of the page this server serves at addr. A
+// wildcard listen address has no single origin, so it needs -origins.
+func defaultOrigin(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("chat: address %q: %w", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("chat: address %q listens on every interface; list the page origins with -origins", addr)
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// contentSecurityPolicy allows scripts, styles and connections from the
+// page's own origin only, plus WebSockets to the allowed origins (CSP 2
+// browsers do not count ws: as 'self').
+func contentSecurityPolicy(origins []string) string {
+	connect := []string{"'self'"}
+	for _, o := range origins {
+		o = strings.TrimSpace(o)
+		if rest, ok := strings.CutPrefix(strings.ToLower(o), "https://"); ok {
+			connect = append(connect, "wss://"+rest)
+		} else if rest, ok := strings.CutPrefix(strings.ToLower(o), "http://"); ok {
+			connect = append(connect, "ws://"+rest)
+		}
+	}
+	return "default-src 'self'; connect-src " + strings.Join(connect, " ") +
+		"; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+}
+
+// secured sets the headers of everything a browser renders or runs.
+func (s *server) secured(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", s.csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	data := struct {
+		Demo         bool
+		Users        []string
+		Conversation string
+	}{s.demo, s.dir.users, demoConversation}
+	if err := s.page.Execute(w, data); err != nil {
+		s.log.Error("page_render_failed", slog.String("error", err.Error()))
+	}
+}
+
+// staticFile serves one embedded file; listing the files one by one keeps
+// the rest of the embedded tree (the page template) from being served raw.
+func staticFile(name string) http.Handler {
+	sub, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the directory exists
+	}
+	base := strings.TrimPrefix(name, "static/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, sub, base)
+	})
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.hub.Ready(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// demoToken signs a token for a seeded user. Only demo mode has the means:
+// with a configured secret, tokens come from the identity provider.
+func (s *server) demoToken(user string) (string, time.Time, error) {
+	if !s.demo {
+		return "", time.Time{}, errors.New("chat: tokens are issued only in demo mode")
+	}
+	if !s.dir.isUser(user) {
+		return "", time.Time{}, fmt.Errorf("chat: %q is not a demo user", user)
+	}
+	now := time.Now()
+	exp := now.Add(s.ttl)
+	claims := jwt.MapClaims{"sub": user, "iat": now.Unix(), "exp": exp.Unix()}
+	if s.issuer != "" {
+		claims["iss"] = s.issuer
+	}
+	if s.audience != "" {
+		claims["aud"] = s.audience
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
+	return token, exp, err
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
