@@ -23,7 +23,7 @@ var testSecret = []byte("test-secret-that-is-at-least-32-bytes-long!")
 
 // env is one hub served over loopback with a real JWT authenticator.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	hub *hub.Hub
 	srv *httptest.Server
 	log *syncBuffer
@@ -31,7 +31,7 @@ type env struct {
 
 // newEnv starts a hub; configure adjusts its options and may register
 // handlers through the returned hub afterwards.
-func newEnv(t *testing.T, configure func(*hub.Options)) *env {
+func newEnv(t testing.TB, configure func(*hub.Options)) *env {
 	t.Helper()
 	authn, err := auth.NewJWT(auth.JWTOptions{HMACSecret: testSecret})
 	if err != nil {
@@ -140,7 +140,7 @@ type frame struct {
 }
 
 type client struct {
-	t       *testing.T
+	t       testing.TB
 	ws      *websocket.Conn
 	welcome frame
 }

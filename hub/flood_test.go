@@ -20,7 +20,7 @@ import (
 // well-behaved client library would: floods of control frames, endless
 // continuation frames, junk.
 type rawConn struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
