@@ -1,7 +1,9 @@
 # Newcomers: `make test` is the whole test suite, exactly what CI runs.
 GO ?= go
+NODE ?= node
+NPM ?= npm
 
-.PHONY: test vet race bench fuzz chat
+.PHONY: test vet race bench fuzz chat jstest e2e
 
 test: vet race
 
@@ -25,3 +27,15 @@ fuzz:
 
 chat:
 	$(GO) run ./examples/chat
+
+# Unit tests of the browser client module (web/wsgate.js): node's built-in
+# test runner, no npm packages.
+jstest:
+	$(NODE) --test web/wsgate.test.mjs
+
+# Real-browser tests of the examples: Debian's chromium (/usr/bin/chromium,
+# or $$CHROMIUM) driven by playwright-core, installed from the lockfile when
+# e2e/node_modules is missing. The screenshot goes to e2e/artifacts/.
+e2e: jstest
+	@test -d e2e/node_modules/playwright-core || { cd e2e && $(NPM) ci --no-audit --no-fund; }
+	cd e2e && GO='$(GO)' $(NPM) test

@@ -22,6 +22,7 @@ import (
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/room"
+	"github.com/wsgate/wsgate/web"
 )
 
 // tokenCookie carries the JWT for browsers. A cookie is safe for the
@@ -176,6 +177,9 @@ func (s *server) routes(throttle *guard.Throttle, limits *guard.Limits) http.Han
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /{$}", s.secured(http.HandlerFunc(s.index)))
 	mux.Handle("GET /static/app.js", s.secured(staticFile("static/app.js")))
+	// The browser client module app.js imports, from this origin so that
+	// the CSP's script-src 'self' covers it.
+	mux.Handle("GET /static/wsgate.js", s.secured(web.Handler()))
 	mux.Handle("GET /static/style.css", s.secured(staticFile("static/style.css")))
 	// Browsers ask for it on every page; an empty answer keeps 404s (and a
 	// data: icon that the CSP would block) out of the console.

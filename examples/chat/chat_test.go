@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -436,8 +439,9 @@ func TestPageIsServedWithSecurityHeaders(t *testing.T) {
 	tests := []struct {
 		path, wantType, wantBody string
 	}{
-		{"/", "text/html", `<script src="/static/app.js" defer></script>`},
-		{"/static/app.js", "text/javascript", "new WebSocket("},
+		{"/", "text/html", `<script type="module" src="/static/app.js"></script>`},
+		{"/static/app.js", "text/javascript", "import { WsgateClient } from './wsgate.js';"},
+		{"/static/wsgate.js", "text/javascript; charset=utf-8", "export class WsgateClient"},
 		{"/static/style.css", "text/css", "#messages"},
 	}
 	for _, tt := range tests {
@@ -460,7 +464,7 @@ func TestPageIsServedWithSecurityHeaders(t *testing.T) {
 				t.Errorf("missing nosniff or Referrer-Policy: %v", h)
 			case !strings.Contains(body, tt.wantBody):
 				t.Errorf("body lacks %q", tt.wantBody)
-			case strings.Count(body, "<script") != strings.Count(body, "<script src="):
+			case strings.Count(body, "<script") != len(externalScript.FindAllString(body, -1)):
 				t.Error("the page has an inline script")
 			}
 		})
@@ -474,6 +478,74 @@ func TestPageIsServedWithSecurityHeaders(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %s, want 404", path, resp.Status)
 		}
+	}
+}
+
+// externalScript matches a script tag that loads its code from a URL.
+var externalScript = regexp.MustCompile(`<script\b[^>]*\ssrc=`)
+
+// TestBrowserModuleIsServed checks that the page's imports resolve to the
+// wsgate browser module, served as a JavaScript module must be: a
+// JavaScript MIME type (browsers refuse to run a module of another type),
+// nosniff, the page's CSP, and revalidation against a strong ETag.
+func TestBrowserModuleIsServed(t *testing.T) {
+	e := startServer(t, nil)
+	resp, err := http.Get(e.url + "/static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := describe(resp)
+	resp.Body.Close()
+	imports := regexp.MustCompile(`(?m)^import [^;]* from '([^']+)';`).FindAllStringSubmatch(app, -1)
+	if len(imports) == 0 {
+		t.Fatal("app.js imports nothing")
+	}
+	base, _ := url.Parse(e.url + "/static/app.js")
+	for _, m := range imports {
+		ref, err := url.Parse(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := base.ResolveReference(ref).String()
+		if u != e.url+"/static/wsgate.js" {
+			t.Fatalf("app.js imports %s, want the module at /static/wsgate.js", u)
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		h := resp.Header
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", u, resp.Status)
+		}
+		for k, want := range map[string]string{
+			"Content-Type":            "text/javascript; charset=utf-8",
+			"X-Content-Type-Options":  "nosniff",
+			"Cache-Control":           "no-cache",
+			"Content-Security-Policy": e.s.csp,
+		} {
+			if got := h.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+		if !bytes.Contains(body, []byte("export class WsgateClient")) {
+			t.Error("the module does not export WsgateClient")
+		}
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("If-None-Match", h.Get("ETag"))
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("revalidation with the ETag: %s, want 304", resp.Status)
+		}
+	}
+	if !strings.Contains(e.s.csp, "default-src 'self'") || strings.Contains(e.s.csp, "script-src") {
+		t.Errorf("CSP %q: scripts must come from 'self' only (default-src, no script-src override)", e.s.csp)
 	}
 }
 

@@ -32,7 +32,8 @@
 // Endpoints:
 //
 //	GET  /ws          the WebSocket (subprotocol wsgate.v1, docs/PROTOCOL.md)
-//	GET  /            the demo page; /static/app.js is its client
+//	GET  /            the demo page; /static/app.js is its script, on the
+//	                  browser client module /static/wsgate.js (package web)
 //	POST /demo/login  demo mode only: form field user=alice|bob|carol
 //	GET  /healthz     always 200 while the process serves
 //	GET  /readyz      200 while the hub accepts connections, else 503

@@ -1,337 +1,292 @@
-// wsgate chat demo client. It speaks the wsgate.v1 protocol
-// (docs/PROTOCOL.md) with a plain browser WebSocket, so that it can be read
-// top to bottom; a reusable client module can replace this file without a
-// change to the page or the server.
+// wsgate chat demo client, on the wsgate browser module (web/wsgate.js,
+// served by this server at /static/wsgate.js). The module speaks the
+// wsgate.v1 protocol (docs/PROTOCOL.md): acks, timeouts, reconnects with
+// backoff by the close-code table, rejoining the conversation after a
+// reconnect. This file is the page: login, the conversation, rendering.
 //
 // Everything received is rendered with textContent, never innerHTML: the
 // server sanitizes message content, but the page does not rely on it.
-'use strict';
+import { WsgateClient } from './wsgate.js';
 
-(() => {
-  const $ = (id) => document.getElementById(id);
+const $ = (id) => document.getElementById(id);
 
-  const state = {
-    ws: null,
-    user: '',
-    conversation: '', // the conversation the user picked
-    joined: '', // the conversation the server confirmed we are in
-    nextId: 1,
-    pending: new Map(), // message id -> {resolve, reject, timer}
-    typing: false,
-    typingSentAt: 0,
-    typingTimer: 0,
-    typists: new Map(), // userId -> timer that forgets them
-    reconnects: 0,
-  };
+const state = {
+  /** @type {WsgateClient|null} */
+  client: null,
+  user: '',
+  conversation: '', // the conversation the user picked
+  joined: '', // the conversation the server confirmed we are in
+  typing: false,
+  typingSentAt: 0,
+  typingTimer: 0,
+  typists: new Map(), // userId -> timer that forgets them
+};
 
-  // Typing indicators: refresh while typing, stop after a pause. The server
-  // allows about 2 per second, far more than this sends.
-  const TYPING_REFRESH_MS = 3000;
-  const TYPING_IDLE_MS = 3000;
-  const TYPIST_EXPIRY_MS = 8000;
+// Typing indicators: refresh while typing, stop after a pause. The server
+// allows about 2 per second, far more than this sends.
+const TYPING_REFRESH_MS = 3000;
+const TYPING_IDLE_MS = 3000;
+const TYPIST_EXPIRY_MS = 8000;
 
-  function setStatus(text) {
-    $('status').textContent = text;
-  }
+const room = (id) => `conversation:${id}`;
 
-  function showError(text) {
-    const li = document.createElement('li');
-    li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-    $('errors').prepend(li);
-  }
+function setStatus(text) {
+  $('status').textContent = text;
+}
 
-  // request sends a message with an id; the server answers exactly one ack
-  // (resolves with its data) or error (rejects with "CODE: message").
-  function request(msg) {
-    const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new Error('not connected'));
-    }
-    const id = state.nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        state.pending.delete(id);
-        reject(new Error('TIMEOUT: no answer from the server'));
-      }, 10000);
-      state.pending.set(id, { resolve, reject, timer });
-      ws.send(JSON.stringify({ ...msg, id }));
-    });
-  }
+function showError(text) {
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $('errors').prepend(li);
+}
 
-  // emit sends an event without an id: only an error would come back.
-  function emit(event, data) {
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(JSON.stringify({ type: 'event', event, data }));
-    }
-  }
+function setJoined(id) {
+  state.joined = id;
+  // For the eyes of tests and curious readers: which conversation is live.
+  $('chat').dataset.joined = id;
+}
 
-  function settle(id, ok, value) {
-    const p = state.pending.get(id);
-    if (!p) return false;
-    state.pending.delete(id);
-    clearTimeout(p.timer);
-    if (ok) p.resolve(value);
-    else p.reject(new Error(`${value.code}: ${value.message}`));
-    return true;
-  }
+// connect replaces the client (a new login is a new identity) and connects.
+// No token here: the HttpOnly cookie set by the login authenticates the
+// handshake, and the server checks this page's Origin against its list.
+function connect() {
+  if (state.client) state.client.close();
+  setJoined('');
+  const client = new WsgateClient('/ws', {
+    // A refused handshake (401, 403, 429) looks like a network loss to a
+    // page (the browser hides the status; the server log has the reason),
+    // so give up after a few attempts instead of retrying forever.
+    maxAttempts: 8,
+    onEvent: ({ event, data }) => onEvent(event, data || {}),
+    onError: (err) => showError(`${err.code}: ${err.message}`),
+    onState: (s) => onState(client, s),
+  });
+  state.client = client;
+  client.connect().then(
+    () => joinConversation(state.conversation),
+    () => {}, // reported by onState
+  );
+}
 
-  function connect() {
-    if (state.ws) {
-      state.ws.onclose = null;
-      state.ws.close(1000);
-    }
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    // No token here: the HttpOnly cookie set by the login authenticates the
-    // handshake, and the server checks this page's Origin against its list.
-    const ws = new WebSocket(`${scheme}//${location.host}/ws`, ['wsgate.v1']);
-    state.ws = ws;
-    setStatus('connecting…');
-    ws.onmessage = (e) => {
-      let frame;
-      try {
-        frame = JSON.parse(e.data);
-      } catch {
-        showError('the server sent something that is not JSON');
-        return;
+function onState(client, s) {
+  if (state.client !== client) return;
+  switch (s.phase) {
+    case 'connecting':
+      setStatus('connecting…');
+      break;
+    case 'connected':
+      state.user = s.welcome.userId;
+      setStatus(`connected as ${s.welcome.userId}`);
+      // The module rejoined the conversation before saying so; a room the
+      // server now refuses is forgotten and listed here.
+      for (const lost of s.lostRooms || []) {
+        if (lost.room === room(state.joined)) setJoined('');
+        showError(`rejoin ${lost.room}: ${lost.code}`);
       }
-      onFrame(frame);
-    };
-    ws.onclose = (e) => onClose(ws, e);
+      break;
+    case 'reconnecting':
+      setStatus(`disconnected (${s.code}${s.reason ? `: ${s.reason}` : ''}); reconnecting in ${Math.round(s.delayMs / 1000)} s`);
+      break;
+    case 'idle':
+      setStatus('idle: reconnects when you write');
+      break;
+    case 'closed':
+      if (s.code === 4003) setStatus('session expired: log in again');
+      else if (s.error) setStatus(`disconnected (${s.code}${s.reason ? `: ${s.reason}` : ''}): ${s.error.message}`);
+      else setStatus('disconnected');
+      break;
   }
+}
 
-  function onFrame(f) {
-    switch (f.type) {
-      case 'welcome':
-        state.reconnects = 0;
-        state.user = f.data.userId;
-        setStatus(`connected as ${f.data.userId}`);
-        joinConversation(state.conversation);
-        break;
-      case 'ack':
-        settle(f.id, true, f.data);
-        break;
-      case 'error':
-        if (f.id === undefined || !settle(f.id, false, f)) {
-          showError(`${f.code}: ${f.message}`);
-        }
-        break;
-      case 'event':
-        onEvent(f.event, f.data || {});
-        break;
-      case 'bye':
-        setStatus(`the server is closing the connection (${f.data.reason})`);
-        break;
-    }
+async function joinConversation(id) {
+  const client = state.client;
+  if (!client) return;
+  stopTyping();
+  $('messages').replaceChildren();
+  $('typing').textContent = '';
+  state.typists.forEach(clearTimeout);
+  state.typists.clear();
+  const previous = state.joined;
+  setJoined('');
+  if (previous && previous !== id) {
+    client.leave(room(previous)).catch((err) => showError(`leave: ${err.code}: ${err.message}`));
   }
-
-  function onClose(ws, e) {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    state.joined = '';
-    for (const id of [...state.pending.keys()]) {
-      settle(id, false, { code: 'CLOSED', message: 'connection closed' });
-    }
-    // Close codes and whether to reconnect: docs/PROTOCOL.md. A refused
-    // handshake (401, 403, 429) shows up as 1006 without its status, since
-    // browsers hide it; the server log has the reason.
-    const again = e.code === 1012 || e.code === 1013 || e.code === 4008 ||
-      (e.code === 1006 && state.reconnects < 5) || (e.code === 1008 && state.reconnects < 3);
-    if (e.code === 4003) {
-      setStatus('session expired: log in again');
-    } else if (again) {
-      const base = e.code === 1012 ? 500 : 1000 * 2 ** state.reconnects;
-      const floor = e.code === 1008 ? 10000 : 0;
-      const delay = Math.min(30000, Math.max(floor, base)) + Math.random() * 1000;
-      state.reconnects++;
-      setStatus(`disconnected (${e.code}); reconnecting in ${Math.round(delay / 1000)} s`);
-      setTimeout(connect, delay);
-    } else {
-      setStatus(`disconnected (${e.code}${e.reason ? ': ' + e.reason : ''})`);
-    }
+  if (!id) return;
+  try {
+    await client.join(room(id));
+    if (state.client === client && state.conversation === id) setJoined(id);
+  } catch (err) {
+    showError(`join: ${err.code}: ${err.message}`);
   }
+}
 
-  function joinConversation(id) {
-    stopTyping();
-    $('messages').replaceChildren();
-    $('typing').textContent = '';
-    state.typists.forEach(clearTimeout);
-    state.typists.clear();
-    const previous = state.joined;
-    state.joined = '';
-    if (previous && previous !== id) {
-      request({ type: 'leave', room: `conversation:${previous}` }).catch((err) => showError(`leave: ${err.message}`));
-    }
-    if (!id) return;
-    request({ type: 'join', room: `conversation:${id}` })
-      .then(() => {
-        state.joined = id;
-      })
-      .catch((err) => showError(`join: ${err.message}`));
-  }
-
-  function onEvent(event, data) {
-    if (data.conversationId !== state.joined) return;
-    switch (event) {
-      case 'message:new':
-        renderMessage(data);
-        if (data.senderId !== state.user) {
-          emit('message:read', { conversationId: data.conversationId, messageId: data.id });
-        }
-        forgetTypist(data.senderId);
-        break;
-      case 'message:read':
-        markRead(data);
-        break;
-      case 'typing':
-        if (data.typing) rememberTypist(data.userId);
-        else forgetTypist(data.userId);
-        break;
-    }
-  }
-
-  function renderMessage(m) {
-    const li = document.createElement('li');
-    li.dataset.id = m.id;
-    if (m.senderId === state.user) li.className = 'own';
-    const meta = document.createElement('span');
-    meta.className = 'meta';
-    meta.textContent = `${new Date(m.sentAt).toLocaleTimeString()} ${m.senderId}`;
-    const text = document.createElement('span');
-    text.textContent = decodeEntities(m.content);
-    li.append(meta, text);
-    const list = $('messages');
-    list.append(li);
-    list.scrollTop = list.scrollHeight;
-  }
-
-  // The server's strict sanitizer removes tags and escapes <>&'" as
-  // entities, so "Tom & Jerry" arrives as "Tom &amp; Jerry". An inert
-  // DOMParser document (no scripts run, nothing loads) turns the entities
-  // back into characters, which then go into the page as text only.
-  function decodeEntities(s) {
-    if (!s.includes('&')) return s;
-    return new DOMParser().parseFromString(s, 'text/html').documentElement.textContent;
-  }
-
-  function markRead(r) {
-    for (const li of $('messages').children) {
-      if (li.dataset.id !== r.messageId) continue;
-      let mark = li.querySelector('.read');
-      if (!mark) {
-        mark = document.createElement('span');
-        mark.className = 'read';
-        li.append(mark);
+function onEvent(event, data) {
+  if (!state.joined || data.conversationId !== state.joined) return;
+  switch (event) {
+    case 'message:new':
+      renderMessage(data);
+      if (data.senderId !== state.user) {
+        state.client.emit('message:read', { conversationId: data.conversationId, messageId: data.id });
       }
-      mark.textContent = `read by ${r.userId}`;
+      forgetTypist(data.senderId);
+      break;
+    case 'message:read':
+      markRead(data);
+      break;
+    case 'typing':
+      if (data.typing) rememberTypist(data.userId);
+      else forgetTypist(data.userId);
+      break;
+  }
+}
+
+function renderMessage(m) {
+  const li = document.createElement('li');
+  li.dataset.id = m.id;
+  if (m.senderId === state.user) li.className = 'own';
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = `${new Date(m.sentAt).toLocaleTimeString()} ${m.senderId}`;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.textContent = decodeEntities(m.content);
+  li.append(meta, text);
+  const list = $('messages');
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+// The server's strict sanitizer removes tags and escapes & < > ' " as
+// entities, so "Tom & Jerry" arrives as "Tom &amp; Jerry". Exactly those
+// five are turned back into characters, which then go into the page as
+// text only; anything else stays as it came.
+const ENTITIES = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#34;': '"', '&#39;': "'", '&apos;': "'" };
+function decodeEntities(s) {
+  return s.includes('&') ? s.replace(/&(?:amp|lt|gt|quot|apos|#34|#39);/g, (e) => ENTITIES[e]) : s;
+}
+
+function markRead(r) {
+  for (const li of $('messages').children) {
+    if (li.dataset.id !== r.messageId) continue;
+    let mark = li.querySelector('.read');
+    if (!mark) {
+      mark = document.createElement('span');
+      mark.className = 'read';
+      li.append(mark);
     }
+    mark.textContent = `read by ${r.userId}`;
   }
+}
 
-  // Typists are forgotten after a while even without typing:stop, which
-  // may never come if their connection drops.
-  function rememberTypist(user) {
-    clearTimeout(state.typists.get(user));
-    state.typists.set(user, setTimeout(() => forgetTypist(user), TYPIST_EXPIRY_MS));
-    renderTypists();
-  }
+// Typists are forgotten after a while even without typing:stop, which
+// may never come if their connection drops.
+function rememberTypist(user) {
+  clearTimeout(state.typists.get(user));
+  state.typists.set(user, setTimeout(() => forgetTypist(user), TYPIST_EXPIRY_MS));
+  renderTypists();
+}
 
-  function forgetTypist(user) {
-    clearTimeout(state.typists.get(user));
-    state.typists.delete(user);
-    renderTypists();
-  }
+function forgetTypist(user) {
+  clearTimeout(state.typists.get(user));
+  state.typists.delete(user);
+  renderTypists();
+}
 
-  function renderTypists() {
-    const names = [...state.typists.keys()];
-    $('typing').textContent = names.length ? `${names.join(', ')} typing…` : '';
-  }
+function renderTypists() {
+  const names = [...state.typists.keys()];
+  $('typing').textContent = names.length ? `${names.join(', ')} typing…` : '';
+}
 
-  function onInput() {
-    if (!state.joined) return;
-    const now = Date.now();
-    if (!state.typing || now - state.typingSentAt > TYPING_REFRESH_MS) {
-      emit('typing:start', { conversationId: state.joined });
+function onInput() {
+  if (!state.joined || !state.client) return;
+  const now = Date.now();
+  if (!state.typing || now - state.typingSentAt > TYPING_REFRESH_MS) {
+    // Not sent while reconnecting: a stale "typing" is worse than none.
+    if (state.client.emit('typing:start', { conversationId: state.joined })) {
       state.typing = true;
       state.typingSentAt = now;
     }
-    clearTimeout(state.typingTimer);
-    state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
   }
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
+}
 
-  function stopTyping() {
-    clearTimeout(state.typingTimer);
-    if (state.typing && state.joined) {
-      emit('typing:stop', { conversationId: state.joined });
-    }
-    state.typing = false;
+function stopTyping() {
+  clearTimeout(state.typingTimer);
+  if (state.typing && state.joined && state.client) {
+    state.client.emit('typing:stop', { conversationId: state.joined });
   }
+  state.typing = false;
+}
 
-  function onSend(e) {
-    e.preventDefault();
-    const input = $('content');
-    const content = input.value;
-    if (!content.trim() || !state.joined) return;
-    stopTyping();
-    request({ type: 'event', event: 'message:send', data: { conversationId: state.joined, content } })
-      .then(() => {
-        input.value = '';
-      })
-      .catch((err) => showError(`send: ${err.message}`));
+async function onSend(e) {
+  e.preventDefault();
+  const input = $('content');
+  const content = input.value;
+  if (!content.trim() || !state.joined || !state.client) return;
+  stopTyping();
+  try {
+    // The ack carries {id, sentAt}; the message itself is rendered from
+    // the broadcast, which reaches this tab too.
+    await state.client.call('message:send', { conversationId: state.joined, content });
+    if (input.value === content) input.value = '';
+  } catch (err) {
+    showError(`send: ${err.code}: ${err.message}`);
   }
+}
 
-  function showConversations(list) {
-    const select = $('conversation');
-    select.replaceChildren();
-    for (const c of list) {
-      const opt = document.createElement('option');
-      opt.value = c.id;
-      opt.textContent = c.member === false ? `${c.title} (not a member: the server refuses)` : c.title;
-      select.append(opt);
-    }
-    const first = list.find((c) => c.member !== false) || list[0];
-    if (first) select.value = first.id;
-    state.conversation = select.value;
-    $('chat').hidden = false;
+function showConversations(list) {
+  const select = $('conversation');
+  select.replaceChildren();
+  for (const c of list) {
+    const opt = document.createElement('option');
+    opt.value = c.id;
+    opt.textContent = c.member === false ? `${c.title} (not a member: the server refuses)` : c.title;
+    select.append(opt);
   }
+  const first = list.find((c) => c.member !== false) || list[0];
+  if (first) select.value = first.id;
+  state.conversation = select.value;
+  $('chat').hidden = false;
+}
 
-  async function onLogin(e) {
-    e.preventDefault();
-    const user = $('user').value;
-    let res;
-    try {
-      res = await fetch('/demo/login', {
-        method: 'POST',
-        body: new URLSearchParams({ user }),
-        credentials: 'same-origin',
-      });
-    } catch (err) {
-      showError(`login: ${err.message}`);
-      return;
-    }
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) {
-      showError(`login: ${body.code || res.status}: ${body.message || res.statusText}`);
-      return;
-    }
-    // body.token is for non-browser clients; this page relies on the cookie.
-    showConversations(body.conversations);
-    connect();
-  }
-
-  function onConnect(e) {
-    e.preventDefault();
-    const id = $('conversation-id').value.trim();
-    showConversations([{ id, title: id }]);
-    connect();
-  }
-
-  document.addEventListener('DOMContentLoaded', () => {
-    if ($('login')) $('login').addEventListener('submit', onLogin);
-    if ($('connect')) $('connect').addEventListener('submit', onConnect);
-    $('compose').addEventListener('submit', onSend);
-    $('content').addEventListener('input', onInput);
-    $('conversation').addEventListener('change', (e) => {
-      state.conversation = e.target.value;
-      joinConversation(state.conversation);
+async function onLogin(e) {
+  e.preventDefault();
+  const user = $('user').value;
+  let res;
+  try {
+    res = await fetch('/demo/login', {
+      method: 'POST',
+      body: new URLSearchParams({ user }),
+      credentials: 'same-origin',
     });
-  });
-})();
+  } catch (err) {
+    showError(`login: ${err.message}`);
+    return;
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    showError(`login: ${body.code || res.status}: ${body.message || res.statusText}`);
+    return;
+  }
+  // body.token is for non-browser clients; this page relies on the cookie.
+  showConversations(body.conversations);
+  connect();
+}
+
+function onConnect(e) {
+  e.preventDefault();
+  const id = $('conversation-id').value.trim();
+  showConversations([{ id, title: id }]);
+  connect();
+}
+
+// A module script runs after the document is parsed: no DOMContentLoaded.
+if ($('login')) $('login').addEventListener('submit', onLogin);
+if ($('connect')) $('connect').addEventListener('submit', onConnect);
+$('compose').addEventListener('submit', onSend);
+$('content').addEventListener('input', onInput);
+$('conversation').addEventListener('change', (e) => {
+  state.conversation = e.target.value;
+  joinConversation(state.conversation);
+});
