@@ -1,6 +1,8 @@
 // Package redis is the adapter.Broker for running several wsgate nodes
 // behind a load balancer: broadcasts travel between nodes over Redis
-// pub/sub, through github.com/redis/rueidis.
+// pub/sub, through github.com/redis/rueidis. Alongside it, a Limiter,
+// a Presence and a Throttle make the per-user connection limit, room
+// presence and the handshake throttle span every node.
 //
 // The smallest use is one Redis address, handed to the hub:
 //
@@ -52,4 +54,45 @@
 // expects the message back through each pub/sub connection. If it has not
 // arrived by the next interval, Health fails and the connection is replaced
 // and resubscribed.
+//
+// # Limits and presence across nodes
+//
+// Three more types share the Redis, each with its own options and, unless
+// given a rueidis.Client, its own connection:
+//
+//	limiter, err := redis.NewLimiter(redis.LimiterOptions{Addrs: addrs, PerUser: 5})
+//	presence, err := redis.NewPresence(redis.PresenceOptions{Addrs: addrs})
+//	h, err := hub.New(hub.Options{Admit: limiter.Admit, Presence: presence, ...})
+//
+// Limiter caps each user's connections across every node (S5). Every
+// connection holds a lease, a member of the sorted set
+// "<prefix>lease:{<user>}" scored by its expiry; one Lua script drops
+// expired leases, counts the rest and adds one below the limit, so two
+// nodes can never both take the last slot. Each node refreshes all its
+// leases every RefreshInterval in one pipeline, so a node that dies frees
+// its users' slots within LeaseTTL (30 s by default), and a node that
+// shuts down cleanly frees them at once. A refusal is the same 429
+// CONNECTION_LIMIT_EXCEEDED, wrapping guard.ErrUserLimit, as guard's
+// node-local limit. While Redis fails, Admit refuses with 503 UNAVAILABLE
+// within Timeout (a dead server answers in about a millisecond); with
+// FailOpen it admits instead, capped by the node's own connections, and
+// writes the leases once Redis is back.
+//
+// Presence records who is in which room (R8) in "<prefix>presence:{<room>}",
+// one member per connection, scored by expiry. The hub's Add and Remove
+// calls never wait for Redis: they update the node's own record and queue
+// the write for one goroutine, which also writes every membership again
+// each RefreshInterval. That keeps entries alive, lets a dead node's
+// entries expire within TTL, and repairs what a full queue or an outage
+// lost. Users drops expired entries and lists the rest.
+//
+// Throttle is a GCRA rate limit per key, for a handshake throttle shared by
+// every node (S6); its Middleware answers 429 RATE_LIMITED with
+// Retry-After.
+//
+// Times are the Redis server's (the scripts call TIME), never a node's, so
+// clock skew between nodes cannot expire another node's leases. The braces
+// in every key make the user or room the Redis Cluster hash tag, so each
+// script touches one slot. Redis 5 or later is needed (scripts that write
+// after reading the time).
 package redis

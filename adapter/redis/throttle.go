@@ -1,0 +1,181 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/wsgate/wsgate/internal/reject"
+)
+
+// ThrottleOptions configures NewThrottle. Only Client or Addrs is
+// required; the zero values give guard.ThrottleOptions' default of 10
+// attempts per minute.
+type ThrottleOptions struct {
+	// Client, when set, carries the commands; Throttle does not close it.
+	// Set either Client or Addrs and its companions, not both.
+	Client rueidis.Client
+	// Addrs, Cluster, Username, Password and ClientOption describe a Redis
+	// or a Redis Cluster exactly as in Options.
+	Addrs              []string
+	Cluster            bool
+	Username, Password string
+	ClientOption       *rueidis.ClientOption
+	// Prefix starts every key ("<prefix>throttle:{<key>}"). Default
+	// DefaultPrefix. In a cluster it may not contain '{' or '}'.
+	Prefix string
+
+	// Attempts is how many requests a key may make per Window, on average.
+	// Default 10.
+	Attempts int
+	// Window is the period Attempts refers to. Default 1 minute.
+	Window time.Duration
+	// Burst is how many requests a key may make back to back after it has
+	// been quiet. Default Attempts.
+	Burst int
+	// Timeout bounds each round trip. Default DefaultTimeout.
+	Timeout time.Duration
+	// FailOpen makes Middleware let requests through while Redis fails.
+	// Default false: it answers 503 UNAVAILABLE.
+	FailOpen bool
+	// Logger receives outages and recoveries. Default: discard.
+	Logger *slog.Logger
+}
+
+// Throttle is a rate limit shared by every node on one Redis (S6 across a
+// cluster): the generic cell rate algorithm (GCRA), the token bucket
+// stated as one timestamp per key. Each key stores its theoretical arrival
+// time (TAT): when its bucket would be full again. A request at time now
+// is allowed if TAT - now leaves room for one more within the burst
+// tolerance, and pushes TAT forward by one emission interval
+// (Window/Attempts). The key expires when the bucket is full, so idle
+// clients cost nothing. One Lua script on the Redis server's clock does
+// the whole check, so concurrent nodes cannot both take the last token.
+// Safe for concurrent use.
+type Throttle struct {
+	st       *store
+	period   string // emission interval in microseconds
+	tol      string // burst tolerance in microseconds
+	failOpen bool
+	closed   atomic.Bool
+}
+
+// NewThrottle validates opts and connects unless opts.Client is set.
+func NewThrottle(opts ThrottleOptions) (*Throttle, error) {
+	if opts.Attempts < 0 || opts.Burst < 0 || opts.Window < 0 {
+		return nil, errors.New("redis: ThrottleOptions fields must not be negative")
+	}
+	if opts.Attempts == 0 {
+		opts.Attempts = 10
+	}
+	if opts.Window == 0 {
+		opts.Window = time.Minute
+	}
+	if opts.Burst == 0 {
+		opts.Burst = opts.Attempts
+	}
+	period := opts.Window.Microseconds() / int64(opts.Attempts)
+	if period < 1 {
+		return nil, fmt.Errorf("redis: ThrottleOptions allow more than one attempt per microsecond")
+	}
+	st, err := open("throttle", connConfig{client: opts.Client, addrs: opts.Addrs, cluster: opts.Cluster,
+		username: opts.Username, password: opts.Password, clientOption: opts.ClientOption,
+		prefix: opts.Prefix, timeout: opts.Timeout, logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Throttle{
+		st:       st,
+		period:   strconv.FormatInt(period, 10),
+		tol:      strconv.FormatInt(period*int64(opts.Burst-1), 10),
+		failOpen: opts.FailOpen,
+	}, nil
+}
+
+// gcraScript takes one token. KEYS[1] the key's TAT (µs); ARGV emission
+// interval and burst tolerance (µs). Returns {1, 0} when allowed, {0,
+// milliseconds until a token is available} when not.
+var gcraScript = newScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local wait = tat - tonumber(ARGV[2]) - now
+if wait > 0 then
+  return {0, math.ceil(wait / 1000)}
+end
+tat = tat + period
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
+return {1, 0}
+`)
+
+// Allow takes a token for key, on any node's behalf. When the bucket is
+// empty it returns false and how long until a token is available. An
+// error, which wraps ErrUnavailable when Redis could not be reached within
+// Timeout, leaves the decision to the caller. An empty key is a key like
+// any other.
+func (t *Throttle) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
+	if t.closed.Load() {
+		return false, 0, ErrClosed
+	}
+	rctx, cancel := t.st.withTimeout(ctx)
+	defer cancel()
+	reply, err := gcraScript.exec(rctx, t.st.client, call{
+		key: t.st.key("throttle", key), args: []string{t.period, t.tol},
+	}).AsIntSlice()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false, 0, ctx.Err()
+	case err != nil:
+		return false, 0, fmt.Errorf("redis: throttle: %w", t.st.fail(err))
+	case len(reply) != 2:
+		return false, 0, fmt.Errorf("redis: throttle script replied %v", reply)
+	}
+	t.st.ok()
+	return reply[0] == 1, time.Duration(reply[1]) * time.Millisecond, nil
+}
+
+// Middleware throttles requests by key(r), typically the client address
+// (guard.Throttle.ClientIP honours trusted proxies). A refused request
+// gets 429, code RATE_LIMITED and a Retry-After header; while Redis fails
+// it gets 503 UNAVAILABLE unless FailOpen is set. Requests whose key is
+// empty pass.
+func (t *Throttle) Middleware(key func(r *http.Request) string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			k := key(r)
+			if k == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ok, retry, err := t.Allow(r.Context(), k)
+			switch {
+			case err != nil && t.failOpen:
+			case err != nil:
+				reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "service unavailable", unavailableRetryAfter)
+				return
+			case !ok:
+				reject.Write(w, http.StatusTooManyRequests, reject.CodeRateLimited, "too many connection attempts", retry)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Close closes the client unless it was given in ThrottleOptions.Client;
+// Allow then fails with ErrClosed. Close is idempotent.
+func (t *Throttle) Close() error {
+	if !t.closed.Swap(true) {
+		t.st.close()
+	}
+	return nil
+}
