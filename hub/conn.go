@@ -119,25 +119,27 @@ func (c *conn) serve(id *auth.Identity) {
 func (c *conn) establish(id auth.Identity) bool {
 	c.ident.Store(&id)
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
+	var exp int64
+	if !id.ExpiresAt.IsZero() {
+		exp = id.ExpiresAt.Unix()
+	}
+	// The welcome is queued before the automatic rooms are joined so that no
+	// broadcast to those rooms can reach the client ahead of it.
+	c.send(c.h.codec.AppendWelcome(nil, protocol.Welcome{
+		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
+		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
+	}))
 	for _, name := range c.h.opts.AutoRooms(id) {
 		if err := c.h.join(c, name); err != nil {
 			c.h.log.Error("auto_join_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
-			c.closeWith(websocket.StatusInternalError, "internal error", "")
 			c.setReason("auto_join_failed")
+			c.closeWith(websocket.StatusInternalError, "internal error", "")
 			return false
 		}
 	}
 	c.scheduleExpiry(id.ExpiresAt)
 	c.h.log.Info("connect", c.meta.attrs()...)
 	c.h.obs.Connected()
-	var exp int64
-	if !id.ExpiresAt.IsZero() {
-		exp = id.ExpiresAt.Unix()
-	}
-	c.send(c.h.codec.AppendWelcome(nil, protocol.Welcome{
-		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
-		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
-	}))
 	return true
 }
 
