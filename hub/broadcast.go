@@ -55,12 +55,30 @@ func (h *Hub) Broadcast(ctx context.Context, name, event string, data any, opts 
 
 // ToUser sends event to every connection of userID on every node.
 func (h *Hub) ToUser(ctx context.Context, userID, event string, data any, opts ...BroadcastOption) error {
-	return h.publish(ctx, topicRoomPrefix+room.User(userID), "", event, data, opts)
+	name, err := roomOf(room.User(userID))
+	if err != nil {
+		return err
+	}
+	return h.publish(ctx, topicRoomPrefix+name, "", event, data, opts)
+}
+
+// roomOf refuses the name of a room no connection can be in (an id outside
+// the room-argument alphabet is never auto-joined): a publish to it would
+// succeed and reach nobody.
+func roomOf(name string) (string, error) {
+	if !room.Valid(name) {
+		return "", fmt.Errorf("hub: %w: %q", room.ErrInvalidName, name)
+	}
+	return name, nil
 }
 
 // ToTenant sends event to every connection of tenant tenantID on every node.
 func (h *Hub) ToTenant(ctx context.Context, tenantID, event string, data any, opts ...BroadcastOption) error {
-	return h.publish(ctx, topicRoomPrefix+room.Tenant(tenantID), "", event, data, opts)
+	name, err := roomOf(room.Tenant(tenantID))
+	if err != nil {
+		return err
+	}
+	return h.publish(ctx, topicRoomPrefix+name, "", event, data, opts)
 }
 
 // ToAll sends event to every authenticated connection on every node.
@@ -143,14 +161,14 @@ func (h *Hub) deliver(topic string, payload []byte) {
 	if topic == topicAll {
 		h.connsMu.RLock()
 		for _, c := range h.conns {
-			if c.id != except && c.ident.Load() != nil && c.enqueue(frame) {
+			if c.id != except && c.enqueue(frame, frameBroadcast) {
 				n++
 			}
 		}
 		h.connsMu.RUnlock()
 	} else if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
 		h.index.Each(name, func(c *conn) {
-			if c.id != except && c.enqueue(frame) {
+			if c.id != except && c.enqueue(frame, frameBroadcast) {
 				n++
 			}
 		})
@@ -165,15 +183,24 @@ func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	if h.closing.Load() {
 		return ErrShuttingDown
 	}
+	name, err := roomOf(room.User(userID))
+	if err != nil {
+		return err
+	}
 	payload := appendRelayHeader(make([]byte, 0, 64), relayDisconnect, "")
 	payload = append(payload, reason...)
-	return h.broker.Publish(ctx, topicRoomPrefix+room.User(userID), payload)
+	return h.broker.Publish(ctx, topicRoomPrefix+name, payload)
 }
 
 func (h *Hub) disconnectLocal(topic, reason string) {
 	name, ok := strings.CutPrefix(topic, topicRoomPrefix)
 	if !ok {
 		return
+	}
+	if reason == "" {
+		// closeWith without a bye runs the close handshake inline, which
+		// would block the broker's delivery on a silent peer.
+		reason = "disconnected"
 	}
 	var victims []*conn
 	h.index.Each(name, func(c *conn) { victims = append(victims, c) })
@@ -186,18 +213,24 @@ func (h *Hub) disconnectLocal(topic, reason string) {
 // join adds c to a room, makes sure the node is subscribed to it and
 // records presence.
 func (h *Hub) join(c *conn, name string) error {
-	first, err := h.index.Join(name, c)
-	if err != nil {
+	if _, err := h.index.Join(name, c); err != nil {
 		return err
 	}
-	if first {
-		if err := h.subs.sync(name); err != nil {
-			h.leave(c, name)
-			return fmt.Errorf("hub: subscribe %s: %w", name, err)
-		}
+	// Not only on the first join: a first joiner whose Subscribe failed
+	// leaves, and a member that joined meanwhile must not stay unsubscribed.
+	if err := h.subs.sync(name); err != nil {
+		h.leave(c, name)
+		return fmt.Errorf("hub: subscribe %s: %w", name, err)
 	}
 	if h.opts.Presence != nil {
 		h.opts.Presence.Add(name, c.identity().UserID, c.id)
+	}
+	// cleanup cancels c.ctx before leaveAll: a join (from a late handler or
+	// JoinConn) that raced it is undone here instead of pinning the dead
+	// connection in the index, the broker and presence.
+	if c.ctx.Err() != nil {
+		h.leave(c, name)
+		return ErrUnknownConnection
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type conn struct {
 	queued      int // bytes in queue
 	writing     bool
 	closing     bool
+	ready       bool // the welcome is queued: broadcasts are taken
 	closeCode   websocket.StatusCode
 	closeReason string
 	dropped     int
@@ -52,6 +53,7 @@ type conn struct {
 
 	lastRead  atomic.Int64 // unix nanos of the last inbound message
 	pingAbuse atomic.Int32
+	pingFrom  atomic.Int64 // unix nanos when the current ping abuse window began
 	pingLimit *rate.Limiter
 	abandoned atomic.Int32 // handlers that timed out and still run
 
@@ -119,16 +121,6 @@ func (c *conn) serve(id *auth.Identity) {
 func (c *conn) establish(id auth.Identity) bool {
 	c.ident.Store(&id)
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
-	var exp int64
-	if !id.ExpiresAt.IsZero() {
-		exp = id.ExpiresAt.Unix()
-	}
-	// The welcome is queued before the automatic rooms are joined so that no
-	// broadcast to those rooms can reach the client ahead of it.
-	c.send(c.h.codec.AppendWelcome(nil, protocol.Welcome{
-		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
-		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
-	}))
 	for _, name := range c.h.opts.AutoRooms(id) {
 		if err := c.h.join(c, name); err != nil {
 			c.h.log.Error("auto_join_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
@@ -140,6 +132,17 @@ func (c *conn) establish(id auth.Identity) bool {
 	c.scheduleExpiry(id.ExpiresAt)
 	c.h.log.Info("connect", c.meta.attrs()...)
 	c.h.obs.Connected()
+	var exp int64
+	if !id.ExpiresAt.IsZero() {
+		exp = id.ExpiresAt.Unix()
+	}
+	// The welcome goes out once the automatic rooms are joined (a client may
+	// act on it at once), and opens the connection to broadcasts in the same
+	// critical section: none queued while joining can precede it.
+	c.enqueue(c.h.codec.AppendWelcome(nil, protocol.Welcome{
+		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
+		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
+	}), frameWelcome)
 	return true
 }
 
@@ -147,6 +150,7 @@ func (c *conn) establish(id auth.Identity) bool {
 func (c *conn) firstMessageAuth() (*auth.Identity, bool) {
 	t := time.AfterFunc(c.h.opts.AuthTimeout, func() {
 		c.setReason("auth_timeout")
+		c.send(c.h.codec.AppendError(nil, 0, false, CodeUnauthorized, "authentication timeout"))
 		c.closeWith(CloseUnauthorized, "authentication timeout", "")
 	})
 	defer t.Stop()
@@ -199,7 +203,8 @@ func (c *conn) readLoop() {
 		}
 		if !c.msgLimit.Allow() {
 			c.h.obs.MessageIn(UnknownEvent, "rate_limited")
-			c.rateLimited(protocol.Inbound{}, "")
+			in, _ := c.h.codec.Decode(frame) // for the id only: the answer carries it (R3)
+			c.rateLimited(in, "")
 			continue
 		}
 		c.handle(frame)
@@ -244,6 +249,10 @@ func (c *conn) noteReadError(err error) {
 func (c *conn) onPing(context.Context, []byte) bool {
 	if c.pingLimit.Allow() {
 		return true
+	}
+	now := time.Now().UnixNano()
+	if from := c.pingFrom.Load(); now-from > int64(c.h.opts.AbuseWindow) && c.pingFrom.CompareAndSwap(from, now) {
+		c.pingAbuse.Store(0)
 	}
 	if int(c.pingAbuse.Add(1)) > c.h.opts.AbuseLimit {
 		c.setReason("ping_flood")

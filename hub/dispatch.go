@@ -31,6 +31,18 @@ const maxAbandoned = 8
 // handle processes one inbound frame on the read goroutine.
 func (c *conn) handle(frame []byte) {
 	c.seq++
+	var in protocol.Inbound
+	// User code runs here too (Authorizer, Authenticator, Presence,
+	// Observer, custom UnmarshalJSON): a panic is answered like a handler's.
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.log.Error("handler_panic", c.msgAttrs(
+				slog.String("panic", fmt.Sprint(p)),
+				slog.String("stack", string(debug.Stack())))...)
+			c.h.obs.MessageIn(UnknownEvent, "panic")
+			c.replyError(in, CodeInternal, "internal error")
+		}
+	}()
 	in, err := c.h.codec.Decode(frame)
 	if err != nil {
 		c.h.obs.MessageIn(UnknownEvent, "invalid")
@@ -121,7 +133,8 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				c.h.log.Error("handler_panic", c.msgAttrs(
+				c.h.log.Error("handler_panic", c.meta.attrs(
+					slog.Uint64("msg_seq", hctx.seq), // not c.seq: the read loop may have moved on
 					slog.String("ws_event", hd.event),
 					slog.String("panic", fmt.Sprint(p)),
 					slog.String("stack", string(debug.Stack())))...)

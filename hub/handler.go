@@ -49,8 +49,20 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 		panic("hub: nil handler for " + event)
 	}
 	inType := reflect.TypeFor[In]()
+	if inType.Kind() == reflect.Pointer {
+		// Validation and sanitizing apply to struct values; a pointer input
+		// would silently skip both.
+		panic(fmt.Sprintf("hub: handler input for %s must not be a pointer (%v)", event, inType))
+	}
 	isStruct := inType.Kind() == reflect.Struct
 	sanitize := isStruct && h.opts.Sanitizer.Needed(inType)
+	if sanitize {
+		// A misused sanitize tag is a programming error: report it now, not
+		// to every client as INVALID_MESSAGE with the type's name.
+		if err := h.opts.Sanitizer.Struct(reflect.New(inType).Interface()); err != nil {
+			panic(fmt.Sprintf("hub: handler input for %s: %v", event, err))
+		}
+	}
 	hd := &handler{event: event, limit: h.opts.EventRate}
 	hd.decode = func(data []byte) (any, error) {
 		in := new(In)

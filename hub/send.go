@@ -9,14 +9,21 @@ import (
 // send queues a frame produced for this connection alone (replies, welcome,
 // errors). Frames are immutable once queued: broadcasts share one slice
 // among all recipients.
-func (c *conn) send(frame []byte) bool { return c.enqueue(frame) }
+func (c *conn) send(frame []byte) bool { return c.enqueue(frame, frameReply) }
+
+// What enqueue is given.
+const (
+	frameReply     = iota // for this connection alone: replies, errors
+	frameBroadcast        // a delivery: refused until the welcome is queued
+	frameWelcome          // opens the connection to broadcasts
+)
 
 // enqueue appends frame to the bounded send queue and makes sure a writer
 // runs. It never blocks, so broker delivery and broadcasts can call it while
 // holding the room index's read lock.
-func (c *conn) enqueue(frame []byte) bool {
+func (c *conn) enqueue(frame []byte, kind int) bool {
 	c.mu.Lock()
-	if c.closing {
+	if c.closing || kind == frameBroadcast && !c.ready {
 		c.mu.Unlock()
 		return false
 	}
@@ -40,6 +47,9 @@ func (c *conn) enqueue(frame []byte) bool {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
+	if kind == frameWelcome {
+		c.ready = true
+	}
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
