@@ -181,6 +181,7 @@ func TestDeadPathIsDetectedByTheHeartbeat(t *testing.T) {
 	h := newHub(t, func(o *hub.Options) {
 		o.PingInterval = 200 * time.Millisecond
 		o.PongTimeout = 300 * time.Millisecond
+		o.HandlerTimeout = 200 * time.Millisecond
 	})
 	s := startServer(t, h)
 	proxy := newBlackhole(t, s.addr)

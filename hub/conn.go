@@ -363,11 +363,15 @@ func (c *conn) cleanup() {
 	c.queue, c.queued = nil, 0
 	dropped := c.dropped
 	c.mu.Unlock()
+	// The slot and the table entry are released even if user code in
+	// leaveAll (a Presence store) panics.
+	defer func() {
+		c.h.unregister(c)
+		if c.release != nil {
+			c.release()
+		}
+	}()
 	c.h.leaveAll(c)
-	c.h.unregister(c)
-	if c.release != nil {
-		c.release()
-	}
 	c.ws.CloseNow()
 	reason := "unknown"
 	if r := c.reason.Load(); r != nil {

@@ -97,7 +97,11 @@ func assertRefusal(t *testing.T, resp *http.Response, status int, code string) {
 }
 
 func TestWelcomeCarriesIdentity(t *testing.T) {
-	e := newEnv(t, func(o *hub.Options) { o.PingInterval = 7 * time.Second; o.PongTimeout = 5 * time.Second })
+	e := newEnv(t, func(o *hub.Options) {
+		o.PingInterval = 7 * time.Second
+		o.PongTimeout = 5 * time.Second
+		o.HandlerTimeout = time.Second
+	})
 	c := e.connect(claims{sub: "alice", tenant: "acme"})
 	var w struct {
 		ConnectionID string `json:"connectionId"`

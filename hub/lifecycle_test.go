@@ -130,6 +130,7 @@ func TestHeartbeatClosesDeadPeer(t *testing.T) {
 	e := newEnv(t, func(o *hub.Options) {
 		o.PingInterval = 100 * time.Millisecond
 		o.PongTimeout = 100 * time.Millisecond
+		o.HandlerTimeout = 50 * time.Millisecond
 	})
 	c := e.connect(claims{sub: "a"})
 	_ = c // never reads again, so it never answers pings

@@ -183,6 +183,11 @@ func (o *Options) setDefaults() error {
 	if o.MaxMessageBytes < 0 || o.HandlerTimeout < 0 || o.IdleTimeout < 0 || o.AuthTimeout < 0 {
 		return errors.New("hub: limits and timeouts must not be negative")
 	}
+	if o.HandlerTimeout >= o.PongTimeout {
+		// The read loop waits for a handler; while it waits, pongs are not
+		// read, so a longer handler deadline would fail healthy peers.
+		return fmt.Errorf("hub: HandlerTimeout %v must be below PongTimeout %v", o.HandlerTimeout, o.PongTimeout)
+	}
 	if o.PongTimeout >= o.PingInterval*2 {
 		return fmt.Errorf("hub: PongTimeout %v must be below twice PingInterval %v", o.PongTimeout, o.PingInterval)
 	}
