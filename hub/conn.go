@@ -339,8 +339,11 @@ func (c *conn) setReason(r string) { c.reason.CompareAndSwap(nil, &r) }
 func (c *conn) cleanup() {
 	// A close the server asked for (error frame, bye, then close frame) is
 	// let finish first, bounded by the write timeout.
+	// An aborted connection (Shutdown's deadline, heartbeat timeout, write
+	// failure) is not waited for: its handshake may hang on coder/websocket's
+	// read lock for seconds.
 	c.mu.Lock()
-	pending := c.closeCode != 0
+	pending := c.closeCode != 0 && c.ctx.Err() == nil
 	c.mu.Unlock()
 	if pending {
 		t := time.NewTimer(c.h.opts.WriteTimeout)
