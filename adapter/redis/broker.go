@@ -456,6 +456,10 @@ func (b *Broker) sendProbe(s *shard) {
 	defer cancel()
 	payload := strconv.AppendUint(nil, seq, 10)
 	if err := b.publish(ctx, channel, b.sign.seal(channel, payload)); err != nil {
+		// The probe never left (after a restart the command connection can
+		// still be the dead one): that says nothing about the subscription,
+		// so it is not counted as outstanding; the next tick sends another.
+		s.probeUnsent(seq)
 		b.log.Debug("redis_probe_publish_failed", slog.String("addr", s.name()), slog.String("error", err.Error()))
 	}
 }

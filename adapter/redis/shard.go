@@ -312,7 +312,10 @@ func (s *shard) health(now time.Time, interval time.Duration) error {
 func (s *shard) probeTick() {
 	s.mu.Lock()
 	up := s.conn != nil && s.ready
-	late := s.probeRecv < s.probeSent
+	// A probe sent moments ago (the first one after a reconnect) is not late
+	// yet: only one that had a whole interval to come back is.
+	late := s.probeRecv < s.probeSent && time.Since(s.probeAt) >= s.b.opts.ProbeInterval
+	pending := s.probeRecv < s.probeSent
 	sent := s.probeSent
 	s.mu.Unlock()
 	if !up {
@@ -323,7 +326,18 @@ func (s *shard) probeTick() {
 		s.recycle()
 		return
 	}
-	s.b.sendProbe(s)
+	if !pending {
+		s.b.sendProbe(s)
+	}
+}
+
+// probeUnsent withdraws probe seq, which could not be published.
+func (s *shard) probeUnsent(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probeSent == seq && s.probeRecv < seq {
+		s.probeRecv = seq
+	}
 }
 
 // nextProbe reserves the next probe sequence number.
