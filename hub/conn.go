@@ -1,9 +1,11 @@
 package hub
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 type conn struct {
 	h       *Hub
 	ws      *websocket.Conn
+	nc      net.Conn // the hijacked socket under ws
 	id      string
 	meta    requestMeta
 	started time.Time
@@ -84,13 +87,30 @@ func newConn(h *Hub, meta requestMeta) *conn {
 func (c *conn) upgrade(w http.ResponseWriter, r *http.Request) error {
 	opts := c.h.accept
 	opts.OnPingReceived = c.onPing
-	ws, err := websocket.Accept(w, r, &opts)
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &opts)
 	if err != nil {
 		return err
 	}
 	ws.SetReadLimit(c.h.opts.MaxMessageBytes)
-	c.ws = ws
+	c.ws, c.nc = ws, hw.nc
 	return nil
+}
+
+// hijackWriter keeps the net.Conn coder/websocket hijacks, so the hub can
+// bound writes with socket deadlines and abort with a close, instead of
+// handing coder/websocket a cancellable context per read and write (each
+// costs a timer registration, and on reads, heap held by every idle
+// connection).
+type hijackWriter struct {
+	http.ResponseWriter
+	nc net.Conn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.nc = nc
+	return nc, brw, err
 }
 
 // serve runs the connection until it ends. id is nil when the credential is
@@ -214,7 +234,9 @@ func (c *conn) readLoop() {
 // readFrame reads one text message, enforcing UTF-8. ok is false when the
 // connection is over.
 func (c *conn) readFrame() (frame []byte, ok bool) {
-	typ, frame, err := c.ws.Read(c.ctx)
+	// No deadline or cancellation here: abort closes the socket, which ends
+	// the read (see hijackWriter).
+	typ, frame, err := c.ws.Read(context.Background())
 	if err != nil {
 		c.noteReadError(err)
 		return nil, false
@@ -330,7 +352,12 @@ func (c *conn) expire() {
 // abort tears the connection down at once: cancelling the context the reader
 // and writer use makes coder/websocket close the socket even while a close
 // handshake is in progress (CloseNow would wait for it).
-func (c *conn) abort() { c.cancel() }
+func (c *conn) abort() {
+	c.cancel()
+	if c.nc != nil {
+		_ = c.nc.Close()
+	}
+}
 
 func (c *conn) setReason(r string) { c.reason.CompareAndSwap(nil, &r) }
 

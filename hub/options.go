@@ -121,7 +121,8 @@ type Options struct {
 	SendQueueBytes    int
 	// SlowConsumer says what happens when the queue is full. Default Disconnect.
 	SlowConsumer SlowConsumerPolicy
-	// WriteTimeout bounds one frame write. Default 10s.
+	// WriteTimeout bounds the writing of one batch of queued frames (at most
+	// SendQueueBytes), so a peer must read at least that fast. Default 10s.
 	WriteTimeout time.Duration
 
 	// PingInterval is how often the server pings; PongTimeout how long it

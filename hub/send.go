@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -79,6 +80,10 @@ func (c *conn) writeLoop() {
 		batch, c.queue = c.queue, batch[:0]
 		c.queued = 0
 		c.mu.Unlock()
+		// One socket deadline bounds the whole batch (Options.WriteTimeout),
+		// cleared afterwards so that pings and the close frame are not
+		// caught by it later.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
 		for i, frame := range batch {
 			batch[i] = nil
 			if err := c.write(frame); err != nil {
@@ -93,13 +98,12 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 }
 
 func (c *conn) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	return c.ws.Write(context.Background(), websocket.MessageText, frame)
 }
 
 // closeWith asks for the connection to close with code after the frames
