@@ -3,7 +3,7 @@ GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test vet race bench fuzz chat jstest e2e
+.PHONY: test vet race bench benchcheck fuzz chat jstest e2e
 
 test: vet race
 
@@ -16,6 +16,10 @@ race:
 # Micro-benchmarks of the hot paths.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every micro-benchmark once, so they keep compiling and working (CI).
+benchcheck:
+	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
 
 # Short fuzzing runs of every decoder (FUZZTIME=5m for longer).
 FUZZTIME ?= 30s
