@@ -272,7 +272,8 @@ func (h *Hub) lookup(connID string) *conn {
 	return h.conns[connID]
 }
 
-// Connections returns the number of authenticated connections on this node.
+// Connections returns the number of upgraded connections on this node,
+// including those still waiting for first-message authentication.
 func (h *Hub) Connections() int {
 	h.connsMu.RLock()
 	defer h.connsMu.RUnlock()
