@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -9,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/wsgate/wsgate/hub"
 )
@@ -282,4 +286,32 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatalf("got %+v", f)
 		}
 	})
+}
+
+// Under the Drop policy broadcasts are dropped, but replies are never lost
+// on a live connection: a client that asks and does not read is closed
+// instead (R3).
+func TestDropPolicyNeverDropsReplies(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.SendQueueMessages = 4
+		o.SendQueueBytes = 64 << 10
+		o.SlowConsumer = hub.Drop
+		o.EventRate = hub.Limit{Rate: 1000, Burst: 1000}
+		o.MessageRate = hub.Limit{Rate: 1000, Burst: 1000}
+	})
+	hub.Handle(e.hub, "big", func(ctx hub.Context, in struct{}) (string, error) {
+		return strings.Repeat("y", 16<<10), nil
+	})
+	c := e.connect(claims{sub: "asker"})
+	c.ws.SetReadLimit(1 << 20)
+	for i := 1; i <= 2000 && e.hub.Connections() > 0; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"event","id":`+strconv.Itoa(i)+`,"event":"big"}`))
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	eventually(t, "the asker to be disconnected rather than lose acks", func() bool { return e.hub.Connections() == 0 })
+	eventually(t, "the reason in the log", func() bool { return strings.Contains(e.log.String(), `"reason":"slow_consumer"`) })
 }

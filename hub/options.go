@@ -26,7 +26,9 @@ const (
 	// a client that cannot keep up reconnects and resynchronises rather than
 	// silently missing messages.
 	Disconnect SlowConsumerPolicy = iota
-	// Drop discards the message that does not fit and keeps the connection.
+	// Drop discards a broadcast that does not fit and keeps the connection.
+	// A reply (ack or error) that does not fit still disconnects, so that no
+	// message with an id goes unanswered on a live connection.
 	Drop
 )
 

@@ -30,7 +30,10 @@ func (c *conn) enqueue(frame []byte, kind int) bool {
 	}
 	o := &c.h.opts
 	if len(c.queue) >= o.SendQueueMessages || c.queued+len(frame) > o.SendQueueBytes {
-		if o.SlowConsumer == Drop {
+		// Only broadcasts are dropped: a reply that does not fit closes the
+		// connection, so a message with an id is never left unanswered
+		// while the connection lives (R3).
+		if o.SlowConsumer == Drop && kind == frameBroadcast {
 			c.h.obs.Dropped()
 			c.dropped++
 			c.mu.Unlock()
