@@ -18,9 +18,13 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/room"
 	"github.com/wsgate/wsgate/web"
 )
@@ -64,6 +68,8 @@ type server struct {
 	page    *template.Template
 	csp     string
 	handler http.Handler
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry // served at /metrics; never the global registry
 
 	// Set only in demo mode, where the server issues its own tokens.
 	demo             bool
@@ -88,6 +94,10 @@ func newServer(cfg config) (*server, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s.page = page
+	s.reg = prometheus.NewRegistry()
+	if s.metrics, err = metrics.New(s.reg, metrics.Options{}); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
 	verifier, err := s.newVerifier(cfg)
 	if err != nil {
 		return nil, err
@@ -100,17 +110,18 @@ func newServer(cfg config) (*server, error) {
 		}
 		allowed = []string{o}
 	}
-	if s.origins, err = guard.NewOrigins(guard.OriginOptions{Allowed: allowed, Logger: s.log}); err != nil {
+	if s.origins, err = guard.NewOrigins(guard.OriginOptions{Allowed: allowed, Logger: s.log, Observer: s.metrics}); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s.csp = contentSecurityPolicy(allowed)
 	throttleOpts := cfg.Throttle
 	throttleOpts.Logger = s.log
+	throttleOpts.Observer = s.metrics
 	throttle, err := guard.NewThrottle(throttleOpts)
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	limits, err := guard.NewLimits(guard.LimitsOptions{Logger: s.log})
+	limits, err := guard.NewLimits(guard.LimitsOptions{Logger: s.log, Observer: s.metrics})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -159,6 +170,7 @@ func (s *server) newHub(verifier auth.Authenticator, throttle *guard.Throttle, l
 		Admit:         limits.Admit,
 		ClientIP:      func(r *http.Request) string { return addrString(throttle.ClientIP(r)) },
 		Rooms:         policy,
+		Observer:      s.metrics,
 		Logger:        s.log,
 	})
 	if err != nil {
@@ -175,6 +187,7 @@ func (s *server) routes(throttle *guard.Throttle, limits *guard.Limits) http.Han
 	mux.Handle("GET /ws", guard.Chain(s.hub, throttle.Middleware, s.origins.Middleware, limits.Middleware))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", s.secured(http.HandlerFunc(s.index)))
 	mux.Handle("GET /static/app.js", s.secured(staticFile("static/app.js")))
 	// The browser client module app.js imports, from this origin so that

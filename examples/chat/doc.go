@@ -37,6 +37,7 @@
 //	POST /demo/login  demo mode only: form field user=alice|bob|carol
 //	GET  /healthz     always 200 while the process serves
 //	GET  /readyz      200 while the hub accepts connections, else 503
+//	GET  /metrics     Prometheus metrics (its own registry)
 //
 // The WebSocket sits behind, in order, a per-IP handshake throttle (429),
 // an origin allowlist (403; missing Origin refused too, so non-browser
