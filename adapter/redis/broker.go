@@ -461,7 +461,9 @@ func (b *Broker) sendProbe(s *shard) {
 		// so it is not counted as outstanding; the next tick sends another.
 		s.probeUnsent(seq)
 		b.log.Debug("redis_probe_publish_failed", slog.String("addr", s.name()), slog.String("error", err.Error()))
+		return
 	}
+	s.probePublished()
 }
 
 // nodeClient returns the client whose dedicated connections reach addr.

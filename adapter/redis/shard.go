@@ -52,7 +52,10 @@ type shard struct {
 	probeCh   string // this session's probe channel
 	probeSent uint64 // sequence of the last probe published
 	probeRecv uint64 // highest sequence received back
-	probeAt   time.Time
+	// probeFailSince is when probes started failing to publish (zero while
+	// they publish): a frozen Redis shows here, not as a late probe.
+	probeFailSince time.Time
+	probeAt        time.Time
 }
 
 func newShard(b *Broker, addr string) *shard {
@@ -263,6 +266,7 @@ func (s *shard) markReady(dc rueidis.DedicatedClient, channels []string) {
 	again := s.everUp
 	s.ready, s.everUp, s.lastErr = true, true, nil
 	s.probeRecv = s.probeSent // probes of the previous session cannot come back
+	s.probeFailSince = time.Time{}
 	s.mu.Unlock()
 	b.mu.RUnlock()
 
@@ -299,6 +303,9 @@ func (s *shard) health(now time.Time, interval time.Duration) error {
 		return &shardError{addr: s.name(), kind: ErrUnavailable, detail: "pub/sub connection down", err: s.lastErr}
 	case !s.ready:
 		return &shardError{addr: s.name(), kind: ErrUnavailable, detail: "resubscribing"}
+	case !s.probeFailSince.IsZero() && now.Sub(s.probeFailSince) > interval+s.b.opts.PublishTimeout:
+		return &shardError{addr: s.name(), kind: ErrProbeLate,
+			detail: "probes cannot be published since " + now.Sub(s.probeFailSince).Round(time.Millisecond).String()}
 	case s.probeRecv < s.probeSent && now.Sub(s.probeAt) > interval:
 		return &shardError{addr: s.name(), kind: ErrProbeLate,
 			detail: "probe " + strconv.FormatUint(s.probeSent, 10) + " not back after " + now.Sub(s.probeAt).Round(time.Millisecond).String()}
@@ -331,13 +338,24 @@ func (s *shard) probeTick() {
 	}
 }
 
-// probeUnsent withdraws probe seq, which could not be published.
+// probeUnsent withdraws probe seq, which could not be published, and
+// records since when publishing fails.
 func (s *shard) probeUnsent(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.probeSent == seq && s.probeRecv < seq {
 		s.probeRecv = seq
 	}
+	if s.probeFailSince.IsZero() {
+		s.probeFailSince = s.probeAt
+	}
+}
+
+// probePublished notes that a probe left.
+func (s *shard) probePublished() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.probeFailSince = time.Time{}
 }
 
 // nextProbe reserves the next probe sequence number.
