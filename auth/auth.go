@@ -58,3 +58,19 @@ var (
 	// leeway, a negative limit.
 	ErrInvalidOptions = errors.New("auth: invalid options")
 )
+
+// Reason names an authentication error for logs and metric labels, from a
+// fixed set: "no_token", "expired", "too_large" or "invalid". It never
+// includes the token.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return "no_token"
+	case errors.Is(err, ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, ErrTokenTooLarge):
+		return "too_large"
+	default:
+		return "invalid"
+	}
+}

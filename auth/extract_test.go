@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -273,5 +274,20 @@ func TestRedactURL(t *testing.T) {
 	}
 	if got := auth.RedactURL(nil, "t"); got != "" {
 		t.Fatalf("RedactURL(nil) = %q, want \"\"", got)
+	}
+}
+
+func TestReason(t *testing.T) {
+	cases := map[error]string{
+		auth.ErrNoToken: "no_token",
+		fmt.Errorf("x: %w", auth.ErrTokenExpired): "expired",
+		auth.ErrTokenTooLarge:                     "too_large",
+		auth.ErrInvalidToken:                      "invalid",
+		errors.New("anything else"):               "invalid",
+	}
+	for err, want := range cases {
+		if got := auth.Reason(err); got != want {
+			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
+		}
 	}
 }

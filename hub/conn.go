@@ -189,7 +189,7 @@ func (c *conn) firstMessageAuth() (*auth.Identity, bool) {
 		if errors.Is(err, auth.ErrTokenExpired) {
 			code = CodeTokenExpired
 		}
-		c.refuseAuth(in, code, "invalid credentials", authReason(err))
+		c.refuseAuth(in, code, "invalid credentials", auth.Reason(err))
 		return nil, false
 	}
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID

@@ -269,8 +269,8 @@ func (c *conn) refresh(in protocol.Inbound) {
 	id, err := c.h.opts.Authenticator.Authenticate(c.ctx, in.Token)
 	if err != nil {
 		c.h.obs.MessageIn(verbAuth, "error")
-		c.h.obs.AuthFailed(authReason(err))
-		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", authReason(err)))...)
+		c.h.obs.AuthFailed(auth.Reason(err))
+		c.h.log.Warn("auth_failed", c.msgAttrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", auth.Reason(err)))...)
 		code := CodeUnauthorized
 		if errors.Is(err, auth.ErrTokenExpired) {
 			code = CodeTokenExpired

@@ -122,16 +122,16 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		ident, err := h.opts.Authenticator.Authenticate(r.Context(), token)
 		if err != nil {
-			h.refuseAuth(authReason(err))
-			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", authReason(err)))...)
+			h.refuseAuth(auth.Reason(err))
+			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", auth.Reason(err)))...)
 			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "invalid credentials", 0)
 			return
 		}
 		id = &ident
 	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
 	default:
-		h.refuseAuth(authReason(err))
-		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", authReason(err)))...)
+		h.refuseAuth(auth.Reason(err))
+		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", auth.Reason(err)))...)
 		reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "credentials required", 0)
 		return
 	}
@@ -217,20 +217,6 @@ func trimSpace(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// authReason names an authentication failure for the log without the token.
-func authReason(err error) string {
-	switch {
-	case errors.Is(err, auth.ErrNoToken):
-		return "no_token"
-	case errors.Is(err, auth.ErrTokenExpired):
-		return "expired"
-	case errors.Is(err, auth.ErrTokenTooLarge):
-		return "too_large"
-	default:
-		return "invalid"
-	}
 }
 
 // enterRequest counts a request in unless the hub is shutting down.

@@ -80,7 +80,7 @@ func (s *server) authenticated(next func(http.ResponseWriter, *http.Request, aut
 			id, err = s.verifier.Authenticate(r.Context(), token)
 		}
 		if err != nil {
-			s.log.Warn("api_auth_failed", slog.String("ip", addrString(ip)), slog.String("reason", authReason(err)))
+			s.log.Warn("api_auth_failed", slog.String("ip", addrString(ip)), slog.String("reason", auth.Reason(err)))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="notifications"`)
 			writeJSONError(w, http.StatusUnauthorized, "UNAUTHORIZED", "a valid bearer token is required", 0)
 			return
@@ -256,20 +256,6 @@ func jsonProblem(err error) string {
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	default:
 		return "the body is not a JSON object"
-	}
-}
-
-// authReason names an authentication failure for the log without the token.
-func authReason(err error) string {
-	switch {
-	case errors.Is(err, auth.ErrNoToken):
-		return "no_token"
-	case errors.Is(err, auth.ErrTokenExpired):
-		return "expired"
-	case errors.Is(err, auth.ErrTokenTooLarge):
-		return "too_large"
-	default:
-		return "invalid"
 	}
 }
 
