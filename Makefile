@@ -3,9 +3,15 @@ GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test vet race bench benchcheck fuzz chat jstest e2e
+.PHONY: test deps vet race bench benchcheck fuzz chat jstest e2e
 
-test: vet race
+test: deps vet race
+
+# The Redis broker's tests start real redis-server processes.
+deps:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+		echo "installing redis-server and redis-tools (the Redis broker's tests start their own servers)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools; }
 
 vet:
 	$(GO) vet ./...
