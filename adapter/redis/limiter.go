@@ -122,10 +122,7 @@ type Limiter struct {
 	node     string        // random prefix of this Limiter's lease ids
 	seq      atomic.Uint64 // suffix of the next lease id
 	releases chan lease    // released leases waiting for their ZREM
-	stop     chan struct{} // closed by shutdown
-	done     chan struct{} // closed when run returns
-	cleanup  bool          // set before stop is closed: remove the leases on the way out
-	closed   atomic.Bool
+	worker                 // the refresh goroutine's lifecycle
 	stats    struct{ admitted, refused, unavailable, restored, dropped atomic.Uint64 }
 
 	mu     sync.Mutex                     // guards leases
@@ -164,8 +161,7 @@ func NewLimiter(opts LimiterOptions) (*Limiter, error) {
 		failOpen: opts.FailOpen,
 		node:     hex.EncodeToString(id[:]) + "-",
 		releases: make(chan lease, releaseQueue),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		worker:   newWorker(),
 		leases:   make(map[string]map[string]struct{}),
 	}
 	go l.run()
@@ -500,14 +496,7 @@ func (l *Limiter) Close() error {
 // shutdown stops the goroutine; without cleanup the leases stay in Redis
 // until they expire, as after a crash.
 func (l *Limiter) shutdown(cleanup bool) {
-	l.mu.Lock()
-	already := l.closed.Swap(true)
-	l.mu.Unlock()
-	if already {
-		return
+	if l.stopAndWait(&l.mu, cleanup) {
+		l.st.close()
 	}
-	l.cleanup = cleanup
-	close(l.stop)
-	<-l.done
-	l.st.close()
 }

@@ -83,10 +83,7 @@ type Presence struct {
 	ttlArg   string // TTL in milliseconds, as the scripts take it
 	interval time.Duration
 	queue    chan presenceOp
-	stop     chan struct{} // closed by shutdown
-	done     chan struct{} // closed when run returns
-	cleanup  bool          // set before stop is closed: remove the entries on the way out
-	closed   atomic.Bool
+	worker   // the writer goroutine's lifecycle
 	stats    struct{ dropped, writeErrors atomic.Uint64 }
 
 	mu    sync.Mutex                     // guards rooms, and orders the queue like them
@@ -123,8 +120,7 @@ func NewPresence(opts PresenceOptions) (*Presence, error) {
 		ttlArg:   strconv.FormatInt(ttl.Milliseconds(), 10),
 		interval: interval,
 		queue:    make(chan presenceOp, opts.QueueSize),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		worker:   newWorker(),
 		rooms:    make(map[string]map[string]struct{}),
 	}
 	go p.run()
@@ -381,14 +377,7 @@ func (p *Presence) Close() error {
 // shutdown stops the goroutine; without cleanup the entries stay in Redis
 // until they expire, as after a crash.
 func (p *Presence) shutdown(cleanup bool) {
-	p.mu.Lock()
-	already := p.closed.Swap(true)
-	p.mu.Unlock()
-	if already {
-		return
+	if p.stopAndWait(&p.mu, cleanup) {
+		p.st.close()
 	}
-	p.cleanup = cleanup
-	close(p.stop)
-	<-p.done
-	p.st.close()
 }

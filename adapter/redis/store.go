@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -280,4 +281,34 @@ func logCount(l *slog.Logger, event string, n uint64, attrs ...slog.Attr) {
 	if n&(n-1) == 0 {
 		l.LogAttrs(context.Background(), slog.LevelWarn, event, append(attrs, slog.Uint64("total", n))...)
 	}
+}
+
+// worker is the lifecycle of the one goroutine a Limiter or a Presence runs:
+// it stops on stop, closes done when it returns, and removes this node's
+// entries on the way out when cleanup is set.
+type worker struct {
+	stop    chan struct{} // closed by stopAndWait
+	done    chan struct{} // closed when the goroutine returns
+	cleanup bool          // set before stop is closed
+	closed  atomic.Bool
+}
+
+func newWorker() worker {
+	return worker{stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// stopAndWait marks the worker closed under mu, the owner's lock, so that
+// callers checking closed under it see a consistent view; then it stops the
+// goroutine and waits for it. It reports false when already closed.
+func (w *worker) stopAndWait(mu *sync.Mutex, cleanup bool) bool {
+	mu.Lock()
+	already := w.closed.Swap(true)
+	mu.Unlock()
+	if already {
+		return false
+	}
+	w.cleanup = cleanup
+	close(w.stop)
+	<-w.done
+	return true
 }
