@@ -107,7 +107,7 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 
 // eventFrame appends an event frame for data to dst.
 func (h *Hub) eventFrame(dst []byte, event, roomName string, data any) ([]byte, error) {
-	if !validEvent(event) {
+	if !protocol.ValidEventName(event) {
 		return nil, fmt.Errorf("hub: invalid event name %q", event)
 	}
 	var raw []byte
@@ -119,8 +119,6 @@ func (h *Hub) eventFrame(dst []byte, event, roomName string, data any) ([]byte, 
 	}
 	return h.codec.AppendEvent(dst, event, roomName, raw), nil
 }
-
-func validEvent(s string) bool { return protocol.ValidEventName(s) }
 
 // The relay header: version byte, kind byte, uvarint length of the excluded
 // connection id, the id; the body follows.

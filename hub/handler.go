@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/wsgate/wsgate/internal/protocol"
 )
 
 // handler is a registered event: a type-erased decoder and call built by
@@ -42,7 +44,7 @@ func WithRateLimit(l Limit) HandlerOption {
 // Like http.ServeMux.Handle, Handle panics on a programming error: an event
 // name outside [A-Za-z0-9:._-]{1,64}, a nil fn or a duplicate registration.
 func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out, error), opts ...HandlerOption) {
-	if !validEvent(event) {
+	if !protocol.ValidEventName(event) {
 		panic(fmt.Sprintf("hub: invalid event name %q", event))
 	}
 	if fn == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,17 +27,16 @@ import (
 // Hub is the WebSocket endpoint. It is an http.Handler: mount it on any mux,
 // wrap it with guard middleware. Build one with New; the zero Hub is not usable.
 type Hub struct {
-	opts      Options
-	log       *slog.Logger
-	obs       Observer
-	broker    adapter.Broker
-	codec     protocol.Codec
-	validate  *validator.Validate
-	index     *room.Index[*conn]
-	subs      subscriptions
-	accept    websocket.AcceptOptions
-	closing   atomic.Bool
-	shutdownC chan struct{} // closed by Shutdown
+	opts     Options
+	log      *slog.Logger
+	obs      Observer
+	broker   adapter.Broker
+	codec    protocol.Codec
+	validate *validator.Validate
+	index    *room.Index[*conn]
+	subs     subscriptions
+	accept   websocket.AcceptOptions
+	closing  atomic.Bool
 
 	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
 	handlers   map[string]*handler
@@ -56,17 +56,16 @@ func New(opts Options) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		opts:      opts,
-		log:       opts.Logger,
-		obs:       opts.Observer,
-		broker:    opts.Broker,
-		codec:     protocol.Native{},
-		validate:  newValidator(),
-		index:     room.NewIndex[*conn](opts.MaxRoomsPerConn),
-		handlers:  make(map[string]*handler),
-		conns:     make(map[string]*conn),
-		shutdownC: make(chan struct{}),
-		drained:   make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger,
+		obs:      opts.Observer,
+		broker:   opts.Broker,
+		codec:    protocol.Native{},
+		validate: newValidator(),
+		index:    room.NewIndex[*conn](opts.MaxRoomsPerConn),
+		handlers: make(map[string]*handler),
+		conns:    make(map[string]*conn),
+		drained:  make(chan struct{}),
 	}
 	if h.broker == nil {
 		h.broker = memory.New()
@@ -186,37 +185,13 @@ func writeAdmitError(w http.ResponseWriter, err error) {
 // offers reports whether the client listed proto in Sec-WebSocket-Protocol.
 func offers(r *http.Request, proto string) bool {
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for len(v) > 0 {
-			var p string
-			p, v = cutComma(v)
-			if p == proto {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(p) == proto {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func cutComma(s string) (head, rest string) {
-	i := 0
-	for i < len(s) && s[i] != ',' {
-		i++
-	}
-	head = trimSpace(s[:i])
-	if i < len(s) {
-		rest = s[i+1:]
-	}
-	return head, rest
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // enterRequest counts a request in unless the hub is shutting down.
@@ -291,7 +266,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		close(h.drained)
 	}
 	h.liveMu.Unlock()
-	close(h.shutdownC)
 	h.connsMu.RLock()
 	all := make([]*conn, 0, len(h.conns))
 	for _, c := range h.conns {
