@@ -25,7 +25,8 @@ import (
 type conn struct {
 	h       *Hub
 	ws      *websocket.Conn
-	nc      net.Conn // the hijacked socket under ws
+	nc      net.Conn    // the hijacked socket under ws
+	shared  *sharedConn // nc shared with coder/websocket; nil if it compresses
 	id      string
 	meta    requestMeta
 	started time.Time
@@ -93,7 +94,7 @@ func (c *conn) upgrade(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ws.SetReadLimit(c.h.opts.MaxMessageBytes)
-	c.ws, c.nc = ws, hw.nc
+	c.ws, c.nc, c.shared = ws, hw.nc, hw.shared
 	return nil
 }
 
@@ -102,15 +103,30 @@ func (c *conn) upgrade(w http.ResponseWriter, r *http.Request) error {
 // handing coder/websocket a cancellable context per read and write (each
 // costs a timer registration, and on reads, heap held by every idle
 // connection).
+//
+// Unless permessage-deflate was negotiated (coder/websocket must then
+// compress every data frame), it also hands coder/websocket a sharedConn, so
+// that the send queue can write text frames itself (see sharedConn).
 type hijackWriter struct {
 	http.ResponseWriter
-	nc net.Conn
+	nc     net.Conn
+	shared *sharedConn // nil when coder/websocket writes every frame
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nc, brw, err
+	}
 	w.nc = nc
-	return nc, brw, err
+	// The 101 response went out before the hijack (coder/websocket wrote
+	// it through the ResponseWriter), so brw.Writer holds nothing yet.
+	if w.Header().Get("Sec-WebSocket-Extensions") == "" && brw.Writer.Buffered() == 0 {
+		w.shared = &sharedConn{Conn: nc}
+		brw = bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.shared, controlBuffer))
+		return w.shared, brw, nil
+	}
+	return nc, brw, nil
 }
 
 // serve runs the connection until it ends. id is nil when the credential is

@@ -98,9 +98,19 @@ func (rc *rawConn) flush() error {
 
 // readFrame reads one server frame (servers never mask).
 func (rc *rawConn) readFrame() (op byte, payload []byte, err error) {
+	b0, payload, err := rc.readFrameHeader()
+	return b0 & 0x0f, payload, err
+}
+
+// readFrameHeader reads one server frame and returns its first header byte
+// (FIN, RSV bits and opcode) whole. A masked server frame is an error.
+func (rc *rawConn) readFrameHeader() (b0 byte, payload []byte, err error) {
 	var hdr [2]byte
 	if _, err := ioReadFull(rc.br, hdr[:]); err != nil {
 		return 0, nil, err
+	}
+	if hdr[1]&0x80 != 0 {
+		return 0, nil, fmt.Errorf("masked server frame")
 	}
 	n := uint64(hdr[1] & 0x7f)
 	switch n {
@@ -122,7 +132,7 @@ func (rc *rawConn) readFrame() (op byte, payload []byte, err error) {
 	}
 	payload = make([]byte, n)
 	_, err = ioReadFull(rc.br, payload)
-	return hdr[0] & 0x0f, payload, err
+	return hdr[0], payload, err
 }
 
 // readUntilClosed drains server frames until the server's close frame or EOF

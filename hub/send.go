@@ -87,26 +87,34 @@ func (c *conn) writeLoop() {
 		// cleared afterwards so that pings and the close frame are not
 		// caught by it later.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-		for i, frame := range batch {
-			batch[i] = nil
-			if err := c.write(frame); err != nil {
-				c.mu.Lock()
-				c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
-				c.mu.Unlock()
-				c.setReason("write_failed")
-				c.abort()
-				// No close handshake is possible any more; let cleanup
-				// stop waiting for one.
-				c.closeMu.Do(func() { close(c.closeOK) })
-				return
-			}
+		err := c.write(batch)
+		clear(batch)
+		if err != nil {
+			c.mu.Lock()
+			c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
+			c.mu.Unlock()
+			c.setReason("write_failed")
+			c.abort()
+			// No close handshake is possible any more; let cleanup
+			// stop waiting for one.
+			c.closeMu.Do(func() { close(c.closeOK) })
+			return
 		}
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 }
 
-func (c *conn) write(frame []byte) error {
-	return c.ws.Write(context.Background(), websocket.MessageText, frame)
+// write sends frames as text messages, several per syscall on a sharedConn.
+func (c *conn) write(frames [][]byte) error {
+	if c.shared != nil {
+		return c.shared.writeText(frames)
+	}
+	for _, frame := range frames {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closeWith asks for the connection to close with code after the frames

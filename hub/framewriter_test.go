@@ -1,0 +1,238 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+const (
+	opPong = 0xA
+	rsv    = 0x70
+	fin    = 0x80
+)
+
+type tick struct {
+	Seq int    `json:"seq"`
+	Pad string `json:"pad"`
+}
+
+// tickPads cycles through frame sizes on both sides of every length encoding
+// and of the send path's 16 KiB batch buffer.
+var tickPads = []int{1, 100, 300, 5000, 20000, 70000}
+
+// floodUser sends n ticks to user's room from a goroutine of its own, their
+// pads cycling through pads.
+func floodUser(e *env, user string, n int, pads []int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for i := range n {
+			pad := strings.Repeat("x", pads[i%len(pads)])
+			if err := e.hub.ToUser(ctx, user, "tick", tick{Seq: i, Pad: pad}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// The send queue writes text frames itself, several per syscall, on the
+// socket coder/websocket writes pongs and pings to. Whatever the interleaving,
+// every frame must arrive whole, in order, unmasked, final, without RSV bits,
+// and every ping must be answered.
+func TestQueuedFramesAndControlFramesShareTheSocket(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.ClientPingRate = hub.Limit{Rate: rate.Inf, Burst: 1}
+		o.SendQueueMessages = 10_000
+		o.SendQueueBytes = 64 << 20
+	})
+	rc := e.dialRawTCP(token(t, claims{sub: "alice"}))
+	const n = 600
+
+	// One goroutine writes: client pings every millisecond, and pongs for
+	// the server's pings, which the reader hands over.
+	pongs := make(chan []byte, 64)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var pingsSent []string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case p := <-pongs:
+				rc.frame(true, opPong, p)
+			case <-tk.C:
+				p := "c" + string(rune('0'+len(pingsSent)%10)) + strings.Repeat("p", len(pingsSent)%100)
+				pingsSent = append(pingsSent, p)
+				rc.frame(true, opPing, []byte(p))
+			}
+			if err := rc.flush(); err != nil {
+				t.Errorf("client write: %v", err)
+				return
+			}
+		}
+	}()
+
+	var flood <-chan error
+	next, pongsSeen, serverPings := 0, []string{}, 0
+	_ = rc.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for next < n {
+		b0, payload, err := rc.readFrameHeader()
+		if err != nil {
+			t.Fatalf("after %d ticks: %v", next, err)
+		}
+		if b0&fin == 0 || b0&rsv != 0 {
+			t.Fatalf("frame header %#x: want FIN and no RSV bits", b0)
+		}
+		switch b0 & 0x0f {
+		case opPong:
+			pongsSeen = append(pongsSeen, string(payload))
+		case opPing:
+			serverPings++
+			pongs <- payload
+		case opText:
+			var f struct {
+				Type string `json:"type"`
+				Data tick   `json:"data"`
+			}
+			if err := json.Unmarshal(payload, &f); err != nil {
+				t.Fatalf("text frame of %d bytes is not JSON: %v", len(payload), err)
+			}
+			if f.Type == "welcome" {
+				flood = floodUser(e, "alice", n, tickPads)
+				continue
+			}
+			if f.Data.Seq != next || len(f.Data.Pad) != tickPads[next%len(tickPads)] {
+				t.Fatalf("tick %d (pad %d), want %d (pad %d)", f.Data.Seq, len(f.Data.Pad), next, tickPads[next%len(tickPads)])
+			}
+			next++
+		default:
+			t.Fatalf("unexpected frame %#x", b0)
+		}
+	}
+	if err := <-flood; err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	// Every ping sent is answered, in order, with its own payload.
+	for len(pongsSeen) < len(pingsSent) {
+		b0, payload, err := rc.readFrameHeader()
+		if err != nil {
+			t.Fatalf("%d pongs for %d pings: %v", len(pongsSeen), len(pingsSent), err)
+		}
+		if b0&0x0f == opPong {
+			pongsSeen = append(pongsSeen, string(payload))
+		}
+	}
+	for i := range pingsSent {
+		if pongsSeen[i] != pingsSent[i] {
+			t.Fatalf("pong %d = %q, want %q", i, pongsSeen[i], pingsSent[i])
+		}
+	}
+	t.Logf("%d ticks, %d client pings answered, %d server pings", n, len(pingsSent), serverPings)
+}
+
+// Once a close frame is out, no data frame may follow it (RFC 6455 5.5.1),
+// even while the send queue is busy with a flood.
+func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.SendQueueMessages = 100_000
+		o.SendQueueBytes = 256 << 20
+	})
+	for round := range 5 {
+		rc := e.dialRawTCP(token(t, claims{sub: "bob"}))
+		_ = rc.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if op, _, err := rc.readFrame(); err != nil || op != opText {
+			t.Fatalf("welcome: op %#x, %v", op, err)
+		}
+		flood := floodUser(e, "bob", 3000, []int{4000})
+		for range round * 100 {
+			if _, _, err := rc.readFrame(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The client closes mid-flood without reading: the writer is
+		// blocked on full socket buffers with more frames queued, and
+		// coder/websocket's answer waits for it.
+		time.Sleep(50 * time.Millisecond)
+		rc.frame(true, opClose, binary.BigEndian.AppendUint16(nil, 1000))
+		if err := rc.flush(); err != nil {
+			t.Fatal(err)
+		}
+		closed := false
+		for {
+			op, _, err := rc.readFrame()
+			if err != nil {
+				break // the server closed the TCP connection
+			}
+			if closed {
+				t.Fatalf("round %d: frame %#x after the close frame", round, op)
+			}
+			closed = op == opClose
+		}
+		if !closed {
+			t.Fatalf("round %d: no close frame", round)
+		}
+		<-flood
+	}
+}
+
+// A slow consumer's close frame is sent while its writer still holds queued
+// frames: they must not follow the close frame.
+func TestSlowConsumerCloseFrameIsTheLastFrame(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.SendQueueMessages = 50
+		o.SendQueueBytes = 64 << 20
+	})
+	for round := range 3 {
+		rc := e.dialRawTCP(token(t, claims{sub: "carol"}))
+		_ = rc.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if op, _, err := rc.readFrame(); err != nil || op != opText {
+			t.Fatalf("welcome: op %#x, %v", op, err)
+		}
+		// Not reading fills the socket buffers; the writer blocks with
+		// frames queued behind it until the queue overflows.
+		if err := <-floodUser(e, "carol", 3000, []int{4000}); err != nil {
+			t.Fatal(err)
+		}
+		code, ticks := 0, 0
+		for {
+			op, payload, err := rc.readFrame()
+			if err != nil {
+				break
+			}
+			if code != 0 {
+				t.Fatalf("round %d: frame %#x after the close frame (after %d ticks)", round, op, ticks)
+			}
+			switch op {
+			case opClose:
+				code = int(binary.BigEndian.Uint16(payload))
+				rc.frame(true, opClose, payload) // complete the handshake
+				_ = rc.flush()
+			case opText:
+				ticks++
+			}
+		}
+		if code != int(hub.CloseSlowConsumer) {
+			t.Fatalf("round %d: close code %d after %d ticks, want %d", round, code, ticks, hub.CloseSlowConsumer)
+		}
+	}
+}
