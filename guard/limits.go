@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/inflight"
 	"github.com/wsgate/wsgate/internal/reject"
 )
 
@@ -81,11 +82,13 @@ func NewLimits(opts LimitsOptions) (*Limits, error) {
 	}, nil
 }
 
-// Middleware counts requests in flight through next, which for the hub lasts
-// as long as the connection, and refuses with 503, code UNAVAILABLE and a
-// Retry-After header when PerNode are already in flight. The count is
-// released by a deferred call, so a panicking or failing handler does not
-// leak a slot. It also records the request attributes that Admit logs.
+// Middleware counts requests in flight through next, and refuses with 503,
+// code UNAVAILABLE and a Retry-After header when PerNode are already in
+// flight. A hub's request counts until its connection ends, although
+// hub.ServeHTTP returns after the upgrade: the hub takes the slot over and
+// gives it back when the connection closes. Otherwise the slot is released
+// by a deferred call, so a panicking or failing handler does not leak one.
+// It also records the request attributes that Admit logs.
 func (l *Limits) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := infoOf(r, "")
@@ -103,8 +106,9 @@ func (l *Limits) Middleware(next http.Handler) http.Handler {
 			e.WriteTo(w)
 			return
 		}
-		defer l.inFlight.Add(-1)
-		next.ServeHTTP(w, r.WithContext(withReqInfo(r.Context(), info)))
+		ctx, done := inflight.Track(withReqInfo(r.Context(), info), func() { l.inFlight.Add(-1) })
+		defer done()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

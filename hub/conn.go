@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,12 +122,29 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.nc = nc
 	// The 101 response went out before the hijack (coder/websocket wrote
 	// it through the ResponseWriter), so brw.Writer holds nothing yet.
+	// coder/websocket reads from and closes the conn returned here, and
+	// writes only through brw.Writer: the reads stay on nc directly.
 	if w.Header().Get("Sec-WebSocket-Extensions") == "" && brw.Writer.Buffered() == 0 {
-		w.shared = &sharedConn{Conn: nc}
+		w.shared = newSharedConn(nc)
 		brw = bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.shared, controlBuffer))
-		return w.shared, brw, nil
 	}
 	return nc, brw, nil
+}
+
+// runDetached serves the connection on the goroutine ServeHTTP started for it, then
+// gives back the request's in-flight slots (held) and Shutdown's count. A
+// panic that escapes serve (handlers and policy callbacks are already
+// recovered where they are called) is logged, not allowed to crash the
+// process: net/http used to recover it when serve ran under ServeHTTP.
+func (c *conn) runDetached(id *auth.Identity, held func()) {
+	defer c.h.exitRequest()
+	defer held()
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.log.Error("panic", c.meta.attrs(slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+		}
+	}()
+	c.serve(id)
 }
 
 // serve runs the connection until it ends. id is nil when the credential is

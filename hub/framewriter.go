@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // sharedConn is the hijacked socket when no compression was negotiated. Two
@@ -19,9 +20,20 @@ import (
 // writers' frames from interleaving.
 type sharedConn struct {
 	net.Conn
+	raw syscall.RawConn // for non-blocking writes; nil where they are not available
 
 	mu        sync.Mutex
 	closeSent bool // a close frame is out: no data frame may follow (RFC 6455 5.5.1)
+}
+
+func newSharedConn(nc net.Conn) *sharedConn {
+	s := &sharedConn{Conn: nc}
+	if canTryWrite {
+		if sc, ok := nc.(syscall.Conn); ok {
+			s.raw, _ = sc.SyscallConn()
+		}
+	}
+	return s
 }
 
 // controlBuffer sizes the bufio.Writer coder/websocket gets: the largest
@@ -66,6 +78,11 @@ func (s *sharedConn) writeText(frames [][]byte) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.writeTextLocked(frames, buf)
+}
+
+// writeTextLocked is writeText for a caller holding mu; buf is scratch.
+func (s *sharedConn) writeTextLocked(frames [][]byte, buf []byte) error {
 	if s.closeSent {
 		return net.ErrClosed
 	}

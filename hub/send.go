@@ -58,14 +58,145 @@ func (c *conn) enqueue(frame []byte, kind int) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		// The writer exists only while there is something to send, so an idle
-		// connection costs no goroutine stack beyond its reader.
-		go c.writeLoop()
+		c.startWriter()
 	}
 	return true
 }
 
-// writeLoop drains the queue, then performs a pending close handshake.
+// startWriter hands the send side, owned by the caller (c.writing was set),
+// to the hub's writer pool or, where non-blocking writes are not possible
+// (compression, TLS, other platforms), to a goroutine of its own. Either
+// exists only while there is something to send, so an idle connection costs
+// no goroutine stack beyond its reader.
+func (c *conn) startWriter() {
+	if c.shared != nil && c.shared.raw != nil {
+		c.h.writers.push(c)
+		return
+	}
+	go c.writeLoop()
+}
+
+// writeTurn is a pool worker's turn on c: it writes the whole queue without
+// blocking, then queues c again if more frames arrived meanwhile. buf is the
+// worker's scratch buffer.
+func (c *conn) writeTurn(buf []byte) {
+	c.mu.Lock()
+	batch := c.queue
+	c.queue, c.queued = nil, 0
+	c.mu.Unlock()
+	if len(batch) > 0 && !c.tryWriteBatch(batch, buf) {
+		return // failed, or handed to a goroutine of its own
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.mu.Unlock()
+		c.h.writers.push(c) // behind the others: every connection gets its turn
+		return
+	}
+	c.writing = false
+	closing, code, reason := c.closing, c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if closing && code != 0 {
+		go c.closeHandshake(code, reason) // it waits for the peer's close frame
+	}
+}
+
+// tryWriteBatch encodes batch into buf and writes it without blocking. It
+// returns false when it did not finish: the write failed (the connection is
+// aborted), or the socket or the control-frame lock was busy, and a goroutine
+// of its own (blockedWriter) now owns the send side and writes the rest.
+func (c *conn) tryWriteBatch(batch [][]byte, buf []byte) bool {
+	s := c.shared
+	if !s.mu.TryLock() {
+		// coder/websocket is writing a control frame, possibly blocked on a
+		// full socket.
+		go c.blockedWriter(nil, batch, false)
+		return false
+	}
+	if s.closeSent {
+		s.mu.Unlock()
+		c.writeFailed()
+		return false
+	}
+	b := buf[:0]
+	for i := 0; ; {
+		if i < len(batch) && len(b)+maxFrameHeader+len(batch[i]) <= cap(b) {
+			b = appendTextHeader(b, len(batch[i]))
+			b = append(b, batch[i]...)
+			i++
+			continue
+		}
+		if len(b) == 0 {
+			if i == len(batch) {
+				break
+			}
+			// A frame larger than the buffer: the blocking writer sends it
+			// without copying. s.mu stays locked for it.
+			go c.blockedWriter(nil, batch[i:], true)
+			return false
+		}
+		n, err := s.tryWrite(b)
+		if err != nil {
+			s.mu.Unlock()
+			c.writeFailed()
+			return false
+		}
+		if n < len(b) {
+			// Part of a frame may be out: s.mu stays locked until the rest
+			// is, or a pong could land inside it.
+			go c.blockedWriter(append([]byte(nil), b[n:]...), batch[i:], true)
+			return false
+		}
+		b = b[:0]
+	}
+	s.mu.Unlock()
+	clear(batch)
+	return true
+}
+
+// blockedWriter finishes what a pool worker could not write at once —
+// pending bytes of frames already begun, then frames — with blocking writes
+// bounded by Options.WriteTimeout, then runs writeLoop until the queue is
+// empty. locked says whether the caller left c.shared.mu locked for it.
+func (c *conn) blockedWriter(pending []byte, frames [][]byte, locked bool) {
+	s := c.shared
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+	if !locked {
+		s.mu.Lock()
+	}
+	var err error
+	if len(pending) > 0 {
+		_, err = s.Conn.Write(pending)
+	}
+	if err == nil {
+		bp := batchBuffers.Get().(*[]byte)
+		err = s.writeTextLocked(frames, (*bp)[:0])
+		batchBuffers.Put(bp)
+	}
+	s.mu.Unlock()
+	clear(frames)
+	if err != nil {
+		c.writeFailed()
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Time{})
+	c.writeLoop()
+}
+
+// writeFailed ends a connection whose socket write failed.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
+	c.mu.Unlock()
+	c.setReason("write_failed")
+	c.abort()
+	// No close handshake is possible any more; let cleanup stop waiting
+	// for one.
+	c.closeMu.Do(func() { close(c.closeOK) })
+}
+
+// writeLoop drains the queue with blocking writes, then performs a pending
+// close handshake. It runs on a goroutine of its own.
 func (c *conn) writeLoop() {
 	var batch [][]byte
 	for {
@@ -90,14 +221,7 @@ func (c *conn) writeLoop() {
 		err := c.write(batch)
 		clear(batch)
 		if err != nil {
-			c.mu.Lock()
-			c.closing, c.writing, c.queue, c.queued = true, false, nil, 0
-			c.mu.Unlock()
-			c.setReason("write_failed")
-			c.abort()
-			// No close handshake is possible any more; let cleanup
-			// stop waiting for one.
-			c.closeMu.Do(func() { close(c.closeOK) })
+			c.writeFailed()
 			return
 		}
 		_ = c.nc.SetWriteDeadline(time.Time{})
@@ -145,7 +269,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason, byeReason string) {
 	c.mu.Unlock()
 	switch {
 	case idle && bye != nil:
-		go c.writeLoop()
+		c.startWriter()
 	case idle:
 		c.closeHandshake(code, reason)
 	}

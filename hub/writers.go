@@ -1,0 +1,79 @@
+package hub
+
+import (
+	"runtime"
+	"sync"
+)
+
+// writerPool runs the send side of connections whose socket takes
+// non-blocking writes (sharedConn.tryWrite). A few workers take connections
+// with frames queued, in FIFO order, and write each one's whole queue in as
+// few write(2) calls as it needs. A frame queued while its connection waits
+// for its turn joins that connection's batch, so the busier the hub, the more
+// frames each write carries; and no goroutine is started, nor deadline armed,
+// per delivery. A connection whose socket does not take everything at once
+// (a slow reader) is handed to a goroutine of its own, which blocks with the
+// write deadline as before, so a worker never waits for a peer.
+//
+// Workers exist only while there is work: the last one to find the queue
+// empty exits.
+type writerPool struct {
+	mu     sync.Mutex
+	ready  []*conn // FIFO: ready[head:] wait for a worker
+	head   int
+	active int
+	max    int
+}
+
+func (p *writerPool) init() { p.max = max(runtime.GOMAXPROCS(0), 1) }
+
+// push queues c for a worker, starting one if fewer than max run. The caller
+// owns c's send side (c.writing is set) and hands it over.
+func (p *writerPool) push(c *conn) {
+	p.mu.Lock()
+	p.ready = append(p.ready, c)
+	start := p.active < p.max
+	if start {
+		p.active++
+	}
+	p.mu.Unlock()
+	if start {
+		go p.work()
+	}
+}
+
+// pop returns the next connection, or nil when there is none; the caller
+// holds mu.
+func (p *writerPool) pop() *conn {
+	if p.head == len(p.ready) {
+		p.ready, p.head = p.ready[:0], 0
+		return nil
+	}
+	c := p.ready[p.head]
+	p.ready[p.head] = nil
+	p.head++
+	// Under sustained load the queue never empties: reclaim the consumed
+	// prefix once it is half the slice.
+	if p.head >= 1024 && 2*p.head >= len(p.ready) {
+		n := copy(p.ready, p.ready[p.head:])
+		clear(p.ready[n:])
+		p.ready, p.head = p.ready[:n], 0
+	}
+	return c
+}
+
+func (p *writerPool) work() {
+	bp := batchBuffers.Get().(*[]byte)
+	defer batchBuffers.Put(bp)
+	for {
+		p.mu.Lock()
+		c := p.pop()
+		if c == nil {
+			p.active--
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		c.writeTurn(*bp)
+	}
+}
