@@ -21,9 +21,15 @@
 //
 // The wire protocol (subprotocol wsgate.v1) is documented in docs/PROTOCOL.md.
 //
-// Concurrency: each connection has one reader goroutine (the one ServeHTTP
-// runs on) and a writer goroutine that exists only while frames are queued,
-// so an idle connection costs one goroutine. Handlers run on their own
-// goroutine per message so that the deadline can be enforced; they must
-// respect ctx.
+// Concurrency: ServeHTTP returns after the upgrade; each connection then has
+// one reader goroutine of its own, and nothing else while it is idle. Frames
+// for a connection go into its bounded send queue; a small pool of writers
+// (GOMAXPROCS) takes connections with frames queued in turn and writes each
+// one's whole queue without blocking, several frames per write(2), so a
+// broadcast to many connections starts no goroutine per recipient. A
+// connection whose socket is full (a slow reader) gets a goroutine of its
+// own that blocks, bounded by Options.WriteTimeout, until its queue drains.
+// Connections using compression or TLS always write from a goroutine of their
+// own. Handlers run on their own goroutine per message so that the deadline
+// can be enforced; they must respect ctx.
 package hub
