@@ -156,21 +156,25 @@ func (h *Hub) deliver(topic string, payload []byte) {
 		return
 	}
 	n := 0
+	// The connections whose writer must start go to the pool in one go,
+	// after the loop: one lock instead of one per recipient.
+	start := h.writers.getBatch()
 	if topic == topicAll {
 		h.connsMu.RLock()
 		for _, c := range h.conns {
-			if c.id != except && c.enqueue(frame, frameBroadcast) {
+			if c.id != except && c.enqueueTo(frame, frameBroadcast, start) {
 				n++
 			}
 		}
 		h.connsMu.RUnlock()
 	} else if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
 		h.index.Each(name, func(c *conn) {
-			if c.id != except && c.enqueue(frame, frameBroadcast) {
+			if c.id != except && c.enqueueTo(frame, frameBroadcast, start) {
 				n++
 			}
 		})
 	}
+	h.writers.pushBatch(start)
 	h.obs.Delivered(n)
 }
 
@@ -234,10 +238,11 @@ func (h *Hub) join(c *conn, name string) error {
 }
 
 func (h *Hub) leave(c *conn, name string) {
-	if h.opts.Presence != nil {
+	left, last := h.index.Leave(name, c)
+	if left && h.opts.Presence != nil {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
-	if h.index.Leave(name, c) {
+	if last {
 		_ = h.subs.sync(name)
 	}
 }

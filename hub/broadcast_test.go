@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/wsgate/wsgate/adapter/memory"
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
 )
 
@@ -212,4 +214,55 @@ func TestPresenceFromLocalConnections(t *testing.T) {
 		users, _ := e.hub.Presence(context.Background(), "case:7")
 		return slices.Equal(users, []string{"alice"})
 	})
+}
+
+// recordingPresence is a Presence store that keeps every call, in order.
+type recordingPresence struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (p *recordingPresence) Add(room, user, _ string) { p.record("add " + room + " " + user) }
+func (p *recordingPresence) Remove(room, user, _ string) {
+	p.record("remove " + room + " " + user)
+}
+func (p *recordingPresence) Users(context.Context, string) ([]string, error) { return nil, nil }
+func (p *recordingPresence) record(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, s)
+}
+func (p *recordingPresence) snapshot() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.calls)
+}
+
+// Presence hears of a room only when the connection was in it: leaving a
+// room never joined (which any client may ask for) writes nothing to the
+// store.
+func TestPresenceStoreSeesOnlyRealMemberships(t *testing.T) {
+	store := &recordingPresence{}
+	e := newEnv(t, func(o *hub.Options) {
+		o.Rooms = allowAll
+		o.Presence = store
+		o.AutoRooms = func(auth.Identity) []string { return nil }
+	})
+	c := e.connect(claims{sub: "alice"})
+	for i, m := range []map[string]any{
+		{"type": "join", "room": "case:1"},
+		{"type": "leave", "room": "case:2"}, // never joined
+		{"type": "leave", "room": "case:1"},
+		{"type": "leave", "room": "case:1"}, // already left
+	} {
+		m["id"] = i + 1
+		c.send(m)
+		if f := c.next(); f.Type != "ack" {
+			t.Fatalf("%v: %+v", m, f)
+		}
+	}
+	want := []string{"add case:1 alice", "remove case:1 alice"}
+	if got := store.snapshot(); !slices.Equal(got, want) {
+		t.Fatalf("presence calls = %q, want %q", got, want)
+	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // writerPool runs the send side of connections whose socket takes
-// non-blocking writes (sharedConn.tryWrite). A few workers take connections
+// non-blocking writes (poolWriter.tryWrite). A few workers take connections
 // with frames queued, in FIFO order, and write each one's whole queue in as
 // few write(2) calls as it needs. A frame queued while its connection waits
 // for its turn joins that connection's batch, so the busier the hub, the more
@@ -62,9 +62,48 @@ func (p *writerPool) pop() *conn {
 	return c
 }
 
+// getBatch returns an empty slice for enqueueTo to collect connections in;
+// pushBatch queues them all and gives the slice back.
+func (p *writerPool) getBatch() *[]*conn { return startBatches.Get().(*[]*conn) }
+
+func (p *writerPool) pushBatch(b *[]*conn) {
+	if n := len(*b); n > 0 {
+		p.mu.Lock()
+		p.ready = append(p.ready, *b...)
+		start := min(p.max-p.active, n)
+		p.active += start
+		p.mu.Unlock()
+		for range start {
+			go p.work()
+		}
+	}
+	clear(*b)
+	*b = (*b)[:0]
+	startBatches.Put(b)
+}
+
+var startBatches = sync.Pool{New: func() any { return new([]*conn) }}
+
+// poolWriter is a worker's scratch: its batch buffer and the state of a
+// non-blocking write, whose callback is bound once so that a write
+// allocates nothing.
+type poolWriter struct {
+	buf []byte
+	p   []byte // being written
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var poolWriters = sync.Pool{New: func() any {
+	w := &poolWriter{buf: make([]byte, 0, batchBuffer)}
+	w.fn = w.writeFD
+	return w
+}}
+
 func (p *writerPool) work() {
-	bp := batchBuffers.Get().(*[]byte)
-	defer batchBuffers.Put(bp)
+	w := poolWriters.Get().(*poolWriter)
+	defer poolWriters.Put(w)
 	for {
 		p.mu.Lock()
 		c := p.pop()
@@ -74,6 +113,6 @@ func (p *writerPool) work() {
 			return
 		}
 		p.mu.Unlock()
-		c.writeTurn(*bp)
+		c.writeTurn(w)
 	}
 }

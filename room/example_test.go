@@ -56,12 +56,13 @@ func ExampleIndex() {
 	index.Each("tenant:acme", func(c *conn) { /* enqueue the frame for c */ })
 	fmt.Println("members:", index.Count("tenant:acme"))
 
-	fmt.Println("a leaves, last:", index.Leave("tenant:acme", a))
+	left, last := index.Leave("tenant:acme", a)
+	fmt.Println("a leaves:", left, "last:", last)
 	fmt.Println("b disconnects, emptied:", index.LeaveAll(b)) // unsubscribe these
 	// Output:
 	// a joins, first: true
 	// b joins, first: false
 	// members: 2
-	// a leaves, last: false
+	// a leaves: true last: false
 	// b disconnects, emptied: [tenant:acme]
 }

@@ -175,21 +175,22 @@ func (x *Index[M]) removeMember(room string, m M) (last bool) {
 	return true
 }
 
-// Leave removes m from room. last reports that the room is now empty, so the
-// caller should unsubscribe its broker from it. Leaving a room m is not in
-// returns false.
-func (x *Index[M]) Leave(room string, m M) (last bool) {
+// Leave removes m from room. left reports that m was a member (so presence
+// and the like have something to undo); last, that the room is now empty, so
+// the caller should unsubscribe its broker from it. Leaving a room m is not
+// in returns false, false.
+func (x *Index[M]) Leave(room string, m M) (left, last bool) {
 	ms := x.memberShard(m)
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	rs := ms.rooms[m]
 	if rs == nil || !rs.remove(room) {
-		return false
+		return false, false
 	}
 	if rs.len() == 0 {
 		ms.forget(m)
 	}
-	return x.removeMember(room, m)
+	return true, x.removeMember(room, m)
 }
 
 // LeaveAll removes m from every room it is in, as on disconnect, and returns

@@ -70,7 +70,7 @@ func TestIndexConcurrent(t *testing.T) {
 						log.told(room, true)
 					}
 				case op < 17:
-					if x.Leave(room, m) {
+					if _, last := x.Leave(room, m); last {
 						log.told(room, false)
 					}
 				case op < 18:

@@ -53,11 +53,11 @@ func TestIndex(t *testing.T) {
 		x := NewIndex[*member](0)
 		mustJoin(t, x, "user:1", a)
 		mustJoin(t, x, "user:1", b)
-		if x.Leave("user:1", a) {
-			t.Fatal("Leave with a member left reported last")
+		if left, last := x.Leave("user:1", a); !left || last {
+			t.Fatalf("Leave with a member left = %v, %v; want true, false", left, last)
 		}
-		if !x.Leave("user:1", b) {
-			t.Fatal("Leave of the last member did not report last")
+		if left, last := x.Leave("user:1", b); !left || !last {
+			t.Fatalf("Leave of the last member = %v, %v; want true, true", left, last)
 		}
 		if x.Len() != 0 || x.Count("user:1") != 0 {
 			t.Fatalf("empty room still indexed: Len=%d", x.Len())
@@ -66,8 +66,10 @@ func TestIndex(t *testing.T) {
 	t.Run("leaving_a_room_not_joined_is_a_no_op", func(t *testing.T) {
 		x := NewIndex[*member](0)
 		mustJoin(t, x, "user:1", b)
-		if x.Leave("user:1", a) || x.Leave("tenant:x", a) {
-			t.Fatal("Leave of a non-member reported last")
+		for _, r := range []string{"user:1", "tenant:x"} {
+			if left, last := x.Leave(r, a); left || last {
+				t.Fatalf("Leave of a non-member of %s = %v, %v; want false, false", r, left, last)
+			}
 		}
 		if x.Count("user:1") != 1 {
 			t.Fatal("Leave of a non-member removed someone")
@@ -179,7 +181,10 @@ func TestIndexLargeRoomDrains(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	order := rng.Perm(len(ms))
 	for step, i := range order {
-		last := x.Leave("global", ms[i])
+		left, last := x.Leave("global", ms[i])
+		if !left {
+			t.Fatalf("step %d: a member did not leave", step)
+		}
 		if want := step == len(ms)-1; last != want {
 			t.Fatalf("step %d: last = %v, want %v", step, last, want)
 		}
