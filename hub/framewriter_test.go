@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +238,66 @@ func TestSlowConsumerCloseFrameIsTheLastFrame(t *testing.T) {
 			t.Fatalf("round %d: close code %d after %d ticks, want %d", round, code, ticks, hub.CloseSlowConsumer)
 		}
 	}
+}
+
+// Peers that vanish with a TCP reset in the middle of a fan-out fail the
+// writers' non-blocking and blocking writes alike: every connection ends,
+// the survivors get every frame, and nothing is left behind.
+func TestResetPeersDuringFanOut(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.SendQueueMessages = 10_000
+		o.SendQueueBytes = 64 << 20
+	})
+	baseGoroutines := runtime.NumGoroutine()
+	const peers, survivors, ticks = 120, 20, 400
+	conns := make([]*rawConn, peers)
+	for i := range conns {
+		conns[i] = e.dialRawTCP(token(t, claims{sub: "dave"}))
+		_ = conns[i].nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if op, _, err := conns[i].readFrame(); err != nil || op != opText {
+			t.Fatalf("welcome %d: op %#x, %v", i, op, err)
+		}
+	}
+	flood := floodUser(e, "dave", ticks, []int{10, 3000, 20000})
+	// The survivors read everything; the others read a little, then reset.
+	var wg sync.WaitGroup
+	errs := make(chan error, peers)
+	for i, rc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i >= survivors {
+				for range i % 7 {
+					_, _, _ = rc.readFrame()
+				}
+				_ = rc.nc.(*net.TCPConn).SetLinger(0)
+				_ = rc.nc.Close()
+				return
+			}
+			for n := 0; n < ticks; {
+				op, _, err := rc.readFrame()
+				if err != nil {
+					errs <- fmt.Errorf("survivor %d after %d ticks: %w", i, n, err)
+					return
+				}
+				if op == opText {
+					n++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := <-flood; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reset connections to end", func() bool { return e.hub.Connections() == survivors })
+	for _, rc := range conns[:survivors] {
+		_ = rc.nc.Close()
+	}
+	eventually(t, "every connection to end", func() bool { return e.hub.Connections() == 0 })
+	eventually(t, "goroutines to wind down", func() bool { return runtime.NumGoroutine() <= baseGoroutines+5 })
 }
