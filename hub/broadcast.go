@@ -158,15 +158,18 @@ func (h *Hub) deliver(topic string, payload []byte) {
 	n := 0
 	// The connections whose writer must start go to the pool in one go,
 	// after the loop: one lock instead of one per recipient.
+	// Deferred, so that the connections already marked as writing get
+	// their writer even if an Observer panics in the loop.
 	start := h.writers.getBatch()
+	defer h.writers.pushBatch(start)
 	if topic == topicAll {
 		h.connsMu.RLock()
+		defer h.connsMu.RUnlock()
 		for _, c := range h.conns {
 			if c.id != except && c.enqueueTo(frame, frameBroadcast, start) {
 				n++
 			}
 		}
-		h.connsMu.RUnlock()
 	} else if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
 		h.index.Each(name, func(c *conn) {
 			if c.id != except && c.enqueueTo(frame, frameBroadcast, start) {
@@ -174,7 +177,6 @@ func (h *Hub) deliver(topic string, payload []byte) {
 			}
 		})
 	}
-	h.writers.pushBatch(start)
 	h.obs.Delivered(n)
 }
 
@@ -229,22 +231,28 @@ func (h *Hub) join(c *conn, name string) error {
 	}
 	// cleanup cancels c.ctx before leaveAll: a join (from a late handler or
 	// JoinConn) that raced it is undone here instead of pinning the dead
-	// connection in the index, the broker and presence.
+	// connection in the index, the broker and presence. leaveAll may have
+	// taken c out of the index before Presence.Add above ran, in which case
+	// leave finds nothing to undo: the presence entry is removed regardless.
 	if c.ctx.Err() != nil {
-		h.leave(c, name)
+		if left, _ := h.leave(c, name); !left && h.opts.Presence != nil {
+			h.opts.Presence.Remove(name, c.identity().UserID, c.id)
+		}
 		return ErrUnknownConnection
 	}
 	return nil
 }
 
-func (h *Hub) leave(c *conn, name string) {
-	left, last := h.index.Leave(name, c)
+// leave takes c out of a room, and out of presence if it was in the room.
+func (h *Hub) leave(c *conn, name string) (left, last bool) {
+	left, last = h.index.Leave(name, c)
 	if left && h.opts.Presence != nil {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
 	if last {
 		_ = h.subs.sync(name)
 	}
+	return left, last
 }
 
 func (h *Hub) leaveAll(c *conn) {

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -264,5 +265,52 @@ func TestPresenceStoreSeesOnlyRealMemberships(t *testing.T) {
 	want := []string{"add case:1 alice", "remove case:1 alice"}
 	if got := store.snapshot(); !slices.Equal(got, want) {
 		t.Fatalf("presence calls = %q, want %q", got, want)
+	}
+}
+
+// gatedPresence blocks Add for one room until released, so a test can end
+// the connection in the middle of a join.
+type gatedPresence struct {
+	recordingPresence
+	room             string
+	entered, proceed chan struct{}
+}
+
+func (p *gatedPresence) Add(room, user, conn string) {
+	if room == p.room {
+		close(p.entered)
+		<-p.proceed
+	}
+	p.recordingPresence.Add(room, user, conn)
+}
+
+// A server-side join racing the connection's end is undone, presence
+// included, although cleanup emptied the index before Presence.Add ran.
+func TestJoinRacingCleanupLeavesNoPresence(t *testing.T) {
+	p := &gatedPresence{room: "case:late", entered: make(chan struct{}), proceed: make(chan struct{})}
+	e := newEnv(t, func(o *hub.Options) {
+		o.Presence = p
+		o.AutoRooms = func(auth.Identity) []string { return nil }
+	})
+	c := e.connect(claims{sub: "alice"})
+	id := c.connID()
+	errc := make(chan error, 1)
+	go func() { errc <- e.hub.JoinConn(id, "case:late") }()
+	<-p.entered // in the index; presence not yet recorded
+	c.ws.CloseNow()
+	eventually(t, "cleanup", func() bool { return e.hub.Connections() == 0 })
+	close(p.proceed)
+	if err := <-errc; !errors.Is(err, hub.ErrUnknownConnection) {
+		t.Fatalf("JoinConn = %v, want ErrUnknownConnection", err)
+	}
+	// Replayed in order, the calls must leave nobody present.
+	present := map[string]bool{}
+	calls := p.snapshot()
+	for _, call := range calls {
+		op, entry, _ := strings.Cut(call, " ")
+		present[entry] = op == "add"
+	}
+	if present["case:late alice"] {
+		t.Fatalf("presence calls %q leave alice in case:late after her connection ended", calls)
 	}
 }

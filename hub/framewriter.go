@@ -26,10 +26,16 @@ type sharedConn struct {
 	closeSent bool // a close frame is out: no data frame may follow (RFC 6455 5.5.1)
 }
 
+// newSharedConn wraps nc. Only the standard library's own socket types get
+// non-blocking writes on the raw descriptor: a wrapper that merely embeds one
+// (to count bytes, shape traffic, encrypt) would otherwise be bypassed.
 func newSharedConn(nc net.Conn) *sharedConn {
 	s := &sharedConn{Conn: nc}
 	if canTryWrite {
-		if sc, ok := nc.(syscall.Conn); ok {
+		switch sc := nc.(type) {
+		case *net.TCPConn:
+			s.raw, _ = sc.SyscallConn()
+		case *net.UnixConn:
 			s.raw, _ = sc.SyscallConn()
 		}
 	}
@@ -69,49 +75,53 @@ var batchBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
-// writeText writes frames as text frames, coalesced into as few writes as
-// batchBuffer allows. It fails with net.ErrClosed once a close frame is out.
+// writeText writes frames as text frames, coalesced into writes of at most
+// batchBuffer bytes (a larger frame goes out as header and payload in one
+// writev, without copying the payload). mu is held per write, not for the
+// whole batch: a control frame (a pong, the close frame) waits for one write
+// at most, not for a backlog draining to a slow reader — coder/websocket
+// gives up on a control frame after 5 s. It fails with net.ErrClosed once a
+// close frame is out.
 func (s *sharedConn) writeText(frames [][]byte) error {
 	bp := batchBuffers.Get().(*[]byte)
 	defer batchBuffers.Put(bp)
-	buf := (*bp)[:0]
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writeTextLocked(frames, buf)
-}
-
-// writeTextLocked is writeText for a caller holding mu; buf is scratch.
-func (s *sharedConn) writeTextLocked(frames [][]byte, buf []byte) error {
-	if s.closeSent {
-		return net.ErrClosed
-	}
-	for _, f := range frames {
-		if len(buf) > 0 && len(buf)+maxFrameHeader+len(f) > cap(buf) {
-			if _, err := s.Conn.Write(buf); err != nil {
-				return err
+	for i := 0; i < len(frames); {
+		buf := (*bp)[:0]
+		var big []byte
+		for i < len(frames) {
+			f := frames[i]
+			if len(buf) > 0 && len(buf)+maxFrameHeader+len(f) > cap(buf) {
+				break
 			}
-			buf = buf[:0]
-		}
-		buf = appendTextHeader(buf, len(f))
-		if len(buf)+len(f) > cap(buf) {
-			// Larger than the buffer: header and payload in one writev,
-			// without copying the payload.
-			bufs := net.Buffers{buf, f}
-			if _, err := bufs.WriteTo(s.Conn); err != nil {
-				return err
+			buf = appendTextHeader(buf, len(f))
+			i++
+			if len(buf)+len(f) > cap(buf) {
+				big = f
+				break
 			}
-			buf = buf[:0]
-			continue
+			buf = append(buf, f...)
 		}
-		buf = append(buf, f...)
-	}
-	if len(buf) > 0 {
-		if _, err := s.Conn.Write(buf); err != nil {
+		if err := s.writeChunk(buf, big); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeChunk writes whole frames: buf, then big if it is not nil.
+func (s *sharedConn) writeChunk(buf, big []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeSent {
+		return net.ErrClosed
+	}
+	if big == nil {
+		_, err := s.Conn.Write(buf)
+		return err
+	}
+	bufs := net.Buffers{buf, big}
+	_, err := bufs.WriteTo(s.Conn)
+	return err
 }
 
 // appendTextHeader appends the header of an unmasked, final text frame

@@ -302,3 +302,41 @@ func TestResetPeersDuringFanOut(t *testing.T) {
 	eventually(t, "every connection to end", func() bool { return e.hub.Connections() == 0 })
 	eventually(t, "goroutines to wind down", func() bool { return runtime.NumGoroutine() <= baseGoroutines+5 })
 }
+
+// A pong waits for at most one write of queued frames, not for the whole
+// backlog draining to a slow reader: coder/websocket gives up on a control
+// frame after 5 s and closes the connection.
+func TestPongIsNotQueuedBehindTheBacklog(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) {
+		o.SendQueueMessages = 100_000
+		o.SendQueueBytes = 256 << 20
+		o.WriteTimeout = 30 * time.Second
+	})
+	rc := dialWelcomed(t, e, "erin")
+	const n = 3000 // 30 MB: far more than loopback socket buffers hold
+	if err := <-floodUser(e, "erin", n, []int{10_000}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the buffers fill; the writer blocks
+	rc.frame(true, opPing, []byte("hello"))
+	if err := rc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for texts := 0; ; {
+		op, payload, err := rc.readFrame()
+		if err != nil {
+			t.Fatalf("after %d text frames: %v", texts, err)
+		}
+		if op == opPong {
+			if texts >= n*2/3 {
+				t.Fatalf("pong after %d of %d queued frames: it waited for the backlog", texts, n)
+			}
+			if string(payload) != "hello" {
+				t.Fatalf("pong payload %q", payload)
+			}
+			t.Logf("pong after %d of %d queued frames", texts, n)
+			return
+		}
+		texts++
+	}
+}

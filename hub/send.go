@@ -39,9 +39,9 @@ func (c *conn) enqueueTo(frame []byte, kind int, start *[]*conn) bool {
 		// connection, so a message with an id is never left unanswered
 		// while the connection lives (R3).
 		if o.SlowConsumer == Drop && kind == frameBroadcast {
-			c.h.obs.Dropped()
 			c.dropped++
 			c.mu.Unlock()
+			c.h.obs.Dropped() // user code: never under c.mu
 			return false
 		}
 		c.closing = true
@@ -130,7 +130,7 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 	if !s.mu.TryLock() {
 		// coder/websocket is writing a control frame, possibly blocked on a
 		// full socket.
-		go c.blockedWriter(nil, batch, false)
+		go c.blockedWriter(nil, batch)
 		return false
 	}
 	if s.closeSent {
@@ -151,8 +151,9 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 				break
 			}
 			// A frame larger than the buffer: the blocking writer sends it
-			// without copying. s.mu stays locked for it.
-			go c.blockedWriter(nil, batch[i:], true)
+			// without copying.
+			s.mu.Unlock()
+			go c.blockedWriter(nil, batch[i:])
 			return false
 		}
 		n, err := w.tryWrite(s.raw, b)
@@ -164,7 +165,7 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 		if n < len(b) {
 			// Part of a frame may be out: s.mu stays locked until the rest
 			// is, or a pong could land inside it.
-			go c.blockedWriter(append([]byte(nil), b[n:]...), batch[i:], true)
+			go c.blockedWriter(append([]byte(nil), b[n:]...), batch[i:])
 			return false
 		}
 		b = b[:0]
@@ -175,25 +176,21 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 }
 
 // blockedWriter finishes what a pool worker could not write at once —
-// pending bytes of frames already begun, then frames — with blocking writes
+// pending bytes of a frame already begun, then frames — with blocking writes
 // bounded by Options.WriteTimeout, then runs writeLoop until the queue is
-// empty. locked says whether the caller left c.shared.mu locked for it.
-func (c *conn) blockedWriter(pending []byte, frames [][]byte, locked bool) {
+// empty. The caller holds c.shared.mu if and only if pending is not empty:
+// the lock is let go once the begun frame is out.
+func (c *conn) blockedWriter(pending []byte, frames [][]byte) {
 	s := c.shared
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-	if !locked {
-		s.mu.Lock()
-	}
 	var err error
 	if len(pending) > 0 {
 		_, err = s.Conn.Write(pending)
+		s.mu.Unlock()
 	}
 	if err == nil {
-		bp := batchBuffers.Get().(*[]byte)
-		err = s.writeTextLocked(frames, (*bp)[:0])
-		batchBuffers.Put(bp)
+		err = s.writeText(frames)
 	}
-	s.mu.Unlock()
 	clear(frames)
 	if err != nil {
 		c.writeFailed()
