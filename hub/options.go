@@ -124,7 +124,9 @@ type Options struct {
 	// SlowConsumer says what happens when the queue is full. Default Disconnect.
 	SlowConsumer SlowConsumerPolicy
 	// WriteTimeout bounds the writing of one batch of queued frames (at most
-	// SendQueueBytes), so a peer must read at least that fast. Default 10s.
+	// SendQueueBytes) to a peer whose socket buffer is full, so a peer must
+	// read at least that fast; what the socket takes at once needs no
+	// deadline. Default 10s.
 	WriteTimeout time.Duration
 
 	// PingInterval is how often the server pings; PongTimeout how long it
