@@ -70,45 +70,44 @@ const (
 // this also bounds what a blocked writer pins beyond its queue.
 const batchBuffer = 16 << 10
 
-var batchBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, batchBuffer)
-	return &b
-}}
+// appendFrames appends frames[i:] to buf as text frames while they fit in
+// cap(buf), and returns buf and the index of the first frame left out. A
+// frame too large for the empty buffer is left out at once (the returned
+// index is i): the caller writes it on its own, without copying.
+func appendFrames(buf []byte, frames [][]byte, i int) ([]byte, int) {
+	for ; i < len(frames) && len(buf)+maxFrameHeader+len(frames[i]) <= cap(buf); i++ {
+		buf = appendTextHeader(buf, len(frames[i]))
+		buf = append(buf, frames[i]...)
+	}
+	return buf, i
+}
 
 // writeText writes frames as text frames, coalesced into writes of at most
-// batchBuffer bytes (a larger frame goes out as header and payload in one
-// writev, without copying the payload). mu is held per write, not for the
-// whole batch: a control frame (a pong, the close frame) waits for one write
-// at most, not for a backlog draining to a slow reader — coder/websocket
-// gives up on a control frame after 5 s. It fails with net.ErrClosed once a
-// close frame is out.
+// batchBuffer bytes (a larger frame goes out alone, header and payload in
+// one writev). mu is held per write, not for the whole batch: a control
+// frame (a pong, the close frame) waits for one write at most, not for a
+// backlog draining to a slow reader — coder/websocket gives up on a control
+// frame after 5 s. It fails with net.ErrClosed once a close frame is out.
 func (s *sharedConn) writeText(frames [][]byte) error {
-	bp := batchBuffers.Get().(*[]byte)
-	defer batchBuffers.Put(bp)
+	w := poolWriters.Get().(*poolWriter)
+	defer poolWriters.Put(w)
 	for i := 0; i < len(frames); {
-		buf := (*bp)[:0]
+		buf, j := appendFrames(w.buf[:0], frames, i)
 		var big []byte
-		for i < len(frames) {
-			f := frames[i]
-			if len(buf) > 0 && len(buf)+maxFrameHeader+len(f) > cap(buf) {
-				break
-			}
-			buf = appendTextHeader(buf, len(f))
-			i++
-			if len(buf)+len(f) > cap(buf) {
-				big = f
-				break
-			}
-			buf = append(buf, f...)
+		if j == i {
+			big = frames[i]
+			buf = appendTextHeader(buf, len(big))
+			j++
 		}
 		if err := s.writeChunk(buf, big); err != nil {
 			return err
 		}
+		i = j
 	}
 	return nil
 }
 
-// writeChunk writes whole frames: buf, then big if it is not nil.
+// writeChunk writes whole frames: buf, then big's payload if big is not nil.
 func (s *sharedConn) writeChunk(buf, big []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

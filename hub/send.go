@@ -89,8 +89,7 @@ func (c *conn) startWriter() {
 }
 
 // writeTurn is a pool worker's turn on c: it writes the whole queue without
-// blocking, then queues c again if more frames arrived meanwhile. buf is the
-// worker's scratch buffer.
+// blocking, then queues c again if more frames arrived meanwhile.
 func (c *conn) writeTurn(w *poolWriter) {
 	c.mu.Lock()
 	batch := c.queue
@@ -138,18 +137,9 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 		c.writeFailed()
 		return false
 	}
-	b := w.buf[:0]
-	for i := 0; ; {
-		if i < len(batch) && len(b)+maxFrameHeader+len(batch[i]) <= cap(b) {
-			b = appendTextHeader(b, len(batch[i]))
-			b = append(b, batch[i]...)
-			i++
-			continue
-		}
-		if len(b) == 0 {
-			if i == len(batch) {
-				break
-			}
+	for i := 0; i < len(batch); {
+		b, j := appendFrames(w.buf[:0], batch, i)
+		if j == i {
 			// A frame larger than the buffer: the blocking writer sends it
 			// without copying.
 			s.mu.Unlock()
@@ -165,10 +155,10 @@ func (c *conn) tryWriteBatch(batch [][]byte, w *poolWriter) bool {
 		if n < len(b) {
 			// Part of a frame may be out: s.mu stays locked until the rest
 			// is, or a pong could land inside it.
-			go c.blockedWriter(append([]byte(nil), b[n:]...), batch[i:])
+			go c.blockedWriter(append([]byte(nil), b[n:]...), batch[j:])
 			return false
 		}
-		b = b[:0]
+		i = j
 	}
 	s.mu.Unlock()
 	clear(batch)

@@ -27,17 +27,19 @@ type writerPool struct {
 
 func (p *writerPool) init() { p.max = max(runtime.GOMAXPROCS(0), 1) }
 
-// push queues c for a worker, starting one if fewer than max run. The caller
-// owns c's send side (c.writing is set) and hands it over.
-func (p *writerPool) push(c *conn) {
-	p.mu.Lock()
-	p.ready = append(p.ready, c)
-	start := p.active < p.max
-	if start {
-		p.active++
+// push queues conns for the workers, starting as many as they need, up to
+// max. The caller owns their send sides (c.writing is set) and hands them
+// over.
+func (p *writerPool) push(conns ...*conn) {
+	if len(conns) == 0 {
+		return
 	}
+	p.mu.Lock()
+	p.ready = append(p.ready, conns...)
+	start := min(p.max-p.active, len(conns))
+	p.active += start
 	p.mu.Unlock()
-	if start {
+	for range start {
 		go p.work()
 	}
 }
@@ -67,16 +69,7 @@ func (p *writerPool) pop() *conn {
 func (p *writerPool) getBatch() *[]*conn { return startBatches.Get().(*[]*conn) }
 
 func (p *writerPool) pushBatch(b *[]*conn) {
-	if n := len(*b); n > 0 {
-		p.mu.Lock()
-		p.ready = append(p.ready, *b...)
-		start := min(p.max-p.active, n)
-		p.active += start
-		p.mu.Unlock()
-		for range start {
-			go p.work()
-		}
-	}
+	p.push(*b...)
 	clear(*b)
 	*b = (*b)[:0]
 	startBatches.Put(b)
@@ -84,9 +77,9 @@ func (p *writerPool) pushBatch(b *[]*conn) {
 
 var startBatches = sync.Pool{New: func() any { return new([]*conn) }}
 
-// poolWriter is a worker's scratch: its batch buffer and the state of a
-// non-blocking write, whose callback is bound once so that a write
-// allocates nothing.
+// poolWriter is a writer's scratch: its batch buffer and, for pool workers,
+// the state of a non-blocking write, whose callback is bound once so that a
+// write allocates nothing.
 type poolWriter struct {
 	buf []byte
 	p   []byte // being written
