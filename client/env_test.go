@@ -16,6 +16,7 @@ import (
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -340,13 +341,7 @@ func (r *recorder) serverErrors() []*client.ServerError {
 // eventually polls cond until it holds or 15 s pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, what, cond)
 }
 
 // settleGoroutines waits for the goroutine count to come down to at most

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // refusal is the JSON body every guard refusal carries.
@@ -135,15 +137,5 @@ func (c *fakeClock) Advance(d time.Duration) {
 // channel to wait on.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
+	testutil.Eventually(t, within, what, cond)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // waitFor bounds every wait in these tests: generous for a loaded CI
@@ -163,17 +165,7 @@ func commandCalls(t *testing.T, c rueidis.Client, cmd string) int {
 // eventually polls cond every 10ms until it returns nil or waitFor passes.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, waitFor, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.EventuallyNil(t, waitFor, what, cond)
 }
 
 // noGoroutineLeak returns a check that the goroutine count has come back to

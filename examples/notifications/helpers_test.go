@@ -11,13 +11,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // Every wait in these tests is bounded by this deadline rather than a sleep.
@@ -416,19 +416,4 @@ func decode(t *testing.T, raw json.RawMessage, v any) {
 }
 
 // syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testutil.SyncBuffer

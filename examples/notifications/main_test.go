@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/internal/redistest"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"
@@ -210,17 +211,7 @@ func drainUntil(t *testing.T, c *client, title string) []frame {
 // passes.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(readTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, readTimeout, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline bounds it
-	}
+	testutil.EventuallyNil(t, readTimeout, what, cond)
 }
 
 // TestRedisOutage: while Redis is down the instance says so — 503 from

@@ -21,6 +21,7 @@ import (
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/redistest"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -366,17 +367,7 @@ func describe(resp *http.Response) string {
 // eventually polls cond every 10ms until it returns nil or waitFor passes.
 func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, waitFor, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline bounds it
-	}
+	testutil.EventuallyNil(t, waitFor, what, cond)
 }
 
 // commandCalls returns the calls count of cmd ("publish") from INFO
