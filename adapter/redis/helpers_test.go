@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/wsgate/wsgate/internal/redistest"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
 
@@ -148,18 +148,11 @@ func commandCalls(t *testing.T, c rueidis.Client, cmd string) int {
 	if err != nil {
 		t.Fatalf("INFO commandstats: %v", err)
 	}
-	for line := range strings.SplitSeq(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		if err != nil {
-			t.Fatalf("commandstats line %q: %v", line, err)
-		}
-		return n
+	n, err := redistest.CommandCalls(info, cmd)
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
 	}
-	return 0
+	return n
 }
 
 // eventually polls cond every 10ms until it returns nil or waitFor passes.

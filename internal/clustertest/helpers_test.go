@@ -378,18 +378,11 @@ func commandCalls(t testing.TB, srv *redistest.Server, cmd string) int {
 	if err != nil {
 		t.Fatalf("INFO commandstats: %v", err)
 	}
-	for line := range strings.SplitSeq(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		if err != nil {
-			t.Fatalf("commandstats line %q: %v", line, err)
-		}
-		return n
+	n, err := redistest.CommandCalls(info, cmd)
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
 	}
-	return 0
+	return n
 }
 
 // mustEnvInt reads a positive integer from the environment, or def.

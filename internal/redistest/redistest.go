@@ -352,3 +352,20 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("unsupported reply %q", line)
 }
+
+// CommandCalls returns how many times cmd (lower case, e.g. "publish") was
+// called, from the text of INFO commandstats; 0 if it never was.
+func CommandCalls(info, cmd string) (int, error) {
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		end := strings.IndexByte(rest, ',')
+		if end < 0 {
+			return 0, fmt.Errorf("commandstats line %q", line)
+		}
+		return strconv.Atoi(rest[:end])
+	}
+	return 0, nil
+}
