@@ -8,11 +8,11 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -28,8 +28,8 @@ const (
 // client pile up goroutines.
 const maxAbandoned = 8
 
-// handle processes one inbound frame on the read goroutine.
-func (c *conn) handle(frame []byte) {
+// handle processes one inbound message on the read goroutine.
+func (c *conn) handle(op wire.Opcode, frame []byte) {
 	c.seq++
 	var in protocol.Inbound
 	// User code runs here too (Authorizer, Authenticator, Presence,
@@ -43,7 +43,13 @@ func (c *conn) handle(frame []byte) {
 			c.replyError(in, CodeInternal, "internal error")
 		}
 	}()
-	in, err := c.h.codec.Decode(frame)
+	in, err := c.codec.Decode(op, frame)
+	if errors.Is(err, protocol.ErrUnsupported) {
+		c.h.obs.MessageIn(UnknownEvent, "invalid")
+		c.setReason("unsupported_frame")
+		c.startClose(wire.StatusUnsupportedData, "text frames only", nil, true)
+		return
+	}
 	if err != nil {
 		c.h.obs.MessageIn(UnknownEvent, "invalid")
 		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("reason", err.Error()))...)
@@ -78,15 +84,10 @@ func (c *conn) allow(key string, l Limit) bool {
 // rateLimited answers RATE_LIMITED and closes the connection with 1008 once
 // the client keeps going past AbuseLimit within AbuseWindow.
 func (c *conn) rateLimited(in protocol.Inbound, what string) {
-	now := time.Now()
-	if now.Sub(c.abuseFrom) > c.h.opts.AbuseWindow {
-		c.abuseFrom, c.abuseN = now, 0
-	}
-	c.abuseN++
 	c.h.log.Warn("rate_limited", c.msgAttrs(slog.String("ws_event", what))...)
-	if c.abuseN > c.h.opts.AbuseLimit {
+	if c.abuse.hit(c.h.opts.AbuseWindow) > c.h.opts.AbuseLimit {
 		c.setReason("rate_limit_abuse")
-		c.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded", "")
+		c.closeAbuse("rate limit exceeded")
 		return
 	}
 	c.replyError(in, CodeRateLimited, "too many messages")
@@ -157,7 +158,7 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 		c.replyError(in, CodeTimeout, "handler timed out")
 		if c.abandoned.Add(1) > maxAbandoned {
 			c.setReason("handlers_stuck")
-			c.closeWith(websocket.StatusTryAgainLater, "server busy", "")
+			c.closeWith(closeTryAgainLater, "server busy", "")
 		}
 		go func() {
 			<-done
@@ -178,7 +179,7 @@ func (c *conn) reply(in protocol.Inbound, event string, res result) {
 	}
 	if res.err == nil {
 		if in.HasID {
-			c.send(c.h.codec.AppendAck(nil, in.ID, res.data))
+			c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: res.data})
 		}
 		return
 	}
@@ -191,16 +192,6 @@ func (c *conn) reply(in protocol.Inbound, event string, res result) {
 		c.h.log.Error("handler_error", c.msgAttrs(slog.String("ws_event", event), slog.String("error", res.err.Error()))...)
 	}
 	c.replyError(in, CodeInternal, "internal error")
-}
-
-func (c *conn) replyError(in protocol.Inbound, code, msg string) {
-	c.send(c.h.codec.AppendError(nil, in.ID, in.HasID, code, msg))
-}
-
-func (c *conn) ack(in protocol.Inbound) {
-	if in.HasID {
-		c.send(c.h.codec.AppendAck(nil, in.ID, nil))
-	}
 }
 
 // clientJoin handles a join request: rate limit, room policy, room limit.
@@ -294,57 +285,4 @@ func (c *conn) refresh(in protocol.Inbound) {
 // msgAttrs are the log attributes of the message being handled (O4).
 func (c *conn) msgAttrs(extra ...any) []any {
 	return c.meta.attrs(append([]any{slog.Uint64("msg_seq", c.seq)}, extra...)...)
-}
-
-// Context is what a handler receives: the request context (cancelled at the
-// handler deadline or when the connection ends) plus the connection it runs
-// for.
-type Context struct {
-	context.Context
-	c     *conn
-	msgID uint64
-	seq   uint64
-}
-
-// ConnID returns the connection's id.
-func (x Context) ConnID() string { return x.c.id }
-
-// Identity returns who the connection acts for.
-func (x Context) Identity() auth.Identity { return x.c.identity() }
-
-// Logger returns the hub's logger with the connection and message ids, user
-// and tenant attached.
-func (x Context) Logger() *slog.Logger {
-	return x.c.h.log.With(x.c.meta.attrs(slog.Uint64("msg_seq", x.seq))...)
-}
-
-// Hub returns the hub serving the connection.
-func (x Context) Hub() *Hub { return x.c.h }
-
-// Join adds the connection to room without consulting the room policy: the
-// server decides. The per-connection room limit still applies.
-func (x Context) Join(name string) error {
-	if !room.Valid(name) {
-		return fmt.Errorf("hub: %w", room.ErrInvalidName)
-	}
-	return x.c.h.join(x.c, name)
-}
-
-// Leave removes the connection from room.
-func (x Context) Leave(name string) { x.c.h.leave(x.c, name) }
-
-// Emit sends an event to this connection only.
-func (x Context) Emit(event string, data any) error {
-	frame, err := x.c.h.eventFrame(nil, event, "", data)
-	if err != nil {
-		return err
-	}
-	x.c.send(frame)
-	return nil
-}
-
-// Broadcast sends an event to every member of room on every node, except
-// this connection: the usual "to everyone else in the conversation".
-func (x Context) Broadcast(room, event string, data any) error {
-	return x.c.h.Broadcast(x, room, event, data, Except(x.c.id))
 }

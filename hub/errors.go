@@ -58,6 +58,9 @@ func Errorf(code, format string, args ...any) *Error {
 var (
 	// ErrShuttingDown is returned by operations on a hub after Shutdown.
 	ErrShuttingDown = errors.New("hub: shutting down")
+	// ErrNotSubscribed is Ready's answer while the hub is not yet subscribed
+	// to the topic every node listens on (its broker was unreachable).
+	ErrNotSubscribed = errors.New("hub: not subscribed to the broker")
 	// ErrUnknownConnection is returned for a connection id that is not on
 	// this node.
 	ErrUnknownConnection = errors.New("hub: unknown connection")

@@ -163,14 +163,14 @@ func TestFirstMessageAuth(t *testing.T) {
 		t.Cleanup(func() { ws.CloseNow() })
 		return &client{t: t, ws: ws}
 	}
-	t.Run("valid_auth_message_gets_ack_and_welcome", func(t *testing.T) {
+	t.Run("valid_auth_message_gets_the_welcome_then_its_ack", func(t *testing.T) {
 		c := dial(t)
 		c.send(map[string]any{"type": "auth", "id": 1, "data": map[string]string{"token": token(t, claims{sub: "alice"})}})
+		if f := c.next(); f.Type != "welcome" {
+			t.Fatalf("got %+v, want the welcome first", f)
+		}
 		if f := c.next(); f.Type != "ack" || f.ID == nil || *f.ID != 1 {
 			t.Fatalf("got %+v, want ack 1", f)
-		}
-		if f := c.next(); f.Type != "welcome" {
-			t.Fatalf("got %+v, want welcome", f)
 		}
 	})
 	t.Run("silence_closes_with_4001", func(t *testing.T) {

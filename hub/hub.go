@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/go-playground/validator/v10"
 
 	"github.com/wsgate/wsgate/adapter"
@@ -22,6 +20,7 @@ import (
 	"github.com/wsgate/wsgate/internal/inflight"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -36,9 +35,12 @@ type Hub struct {
 	validate *validator.Validate
 	index    *room.Index[*conn]
 	subs     subscriptions
-	writers  writerPool
-	accept   websocket.AcceptOptions
-	closing  atomic.Bool
+	pool     *wire.Pool
+	// writerCfg is shared by every connection's writer.
+	writerCfg wire.WriterConfig
+	closing   atomic.Bool
+	ownBroker bool          // the hub created the broker, so Shutdown closes it
+	stopped   chan struct{} // closed when Shutdown starts
 
 	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
 	handlers   map[string]*handler
@@ -71,27 +73,27 @@ func New(opts Options) (*Hub, error) {
 	}
 	if h.broker == nil {
 		h.broker = memory.New()
+		h.ownBroker = true
+	} else {
+		h.ownBroker = opts.CloseBroker
 	}
+	h.stopped = make(chan struct{})
 	h.subs.init(h)
-	h.writers.init()
+	h.pool = wire.NewPool(0)
+	h.writerCfg = wire.WriterConfig{
+		MaxQueued:      opts.SendQueueMessages,
+		MaxQueuedBytes: opts.SendQueueBytes,
+		WriteTimeout:   opts.WriteTimeout,
+		Pool:           h.pool,
+	}
 	if err := h.broker.Attach(h.deliver); err != nil {
 		return nil, fmt.Errorf("hub: attach broker: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.broker.Subscribe(ctx, topicAll); err != nil {
-		return nil, fmt.Errorf("hub: subscribe: %w", err)
-	}
-	h.accept = websocket.AcceptOptions{
-		Subprotocols: []string{h.codec.Subprotocol()},
-		// The origin was checked by Options.CheckOrigin before Accept, with
-		// exact matching rather than coder/websocket's path.Match patterns.
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
-	}
-	if opts.Compression {
-		h.accept.CompressionMode = websocket.CompressionNoContextTakeover
-		h.accept.CompressionThreshold = opts.CompressionThreshold
+	// The all-nodes topic is reconciled like a room's: a broker that is
+	// down now does not stop the hub from starting, only from being ready.
+	if err := h.subs.syncAll(); err != nil {
+		h.log.Warn("subscribe_failed", slog.String("topic", topicAll), slog.String("error", err.Error()))
+		go h.subs.retryAll()
 	}
 	return h, nil
 }
@@ -106,6 +108,18 @@ func New(opts Options) (*Hub, error) {
 // upgrade.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent(), requestID: requestID(r)}
+	if err := wire.Check(r); err != nil {
+		var he *wire.HandshakeError
+		errors.As(err, &he)
+		h.obs.Refused("bad_handshake")
+		h.log.Info("handshake_refused", meta.attrs(slog.String("reason", he.Message))...)
+		if he.Status == http.StatusUpgradeRequired {
+			w.Header().Set("Upgrade", "websocket")
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		reject.Write(w, he.Status, reject.CodeBadRequest, he.Message, 0)
+		return
+	}
 	if !h.enterRequest() {
 		h.obs.Refused("shutting_down")
 		reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "server is shutting down", 5*time.Second)
@@ -123,12 +137,44 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
 		return
 	}
-	if !offers(r, h.codec.Subprotocol()) {
+	if !wire.Offers(r, h.codec.Subprotocol()) {
 		h.obs.Refused("subprotocol")
+		h.log.Info("subprotocol_missing", meta.attrs()...)
 		reject.Write(w, http.StatusBadRequest, reject.CodeBadRequest, "the "+h.codec.Subprotocol()+" subprotocol is required", 0)
 		return
 	}
-	var id *auth.Identity
+	id, ok := h.authenticate(w, r, meta)
+	if !ok {
+		return
+	}
+	var release func()
+	if id != nil {
+		meta.user, meta.tenant = id.UserID, id.TenantID
+		var err error
+		if release, err = h.admit(r.Context(), *id, meta); err != nil {
+			h.obs.Refused("user_connection_limit")
+			writeAdmitError(w, err)
+			return
+		}
+	}
+	up, err := wire.Accept(w, r, wire.Response{Subprotocol: h.codec.Subprotocol(), Compression: h.opts.Compression})
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		h.log.Info("upgrade_failed", meta.attrs(slog.String("reason", err.Error()))...)
+		return
+	}
+	c := newConn(h, meta, up)
+	c.release = release
+	detached = true
+	go c.runDetached(id, inflight.Detach(r.Context()))
+}
+
+// authenticate reads and verifies the request's credential. A nil identity
+// with ok means the credential is expected in the first message. When ok is
+// false, the refusal was written.
+func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta requestMeta) (*auth.Identity, bool) {
 	token, src, err := h.opts.Tokens.Extract(r)
 	switch {
 	case err == nil:
@@ -137,36 +183,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuseAuth(auth.Reason(err))
 			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", auth.Reason(err)))...)
 			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "invalid credentials", 0)
-			return
+			return nil, false
 		}
-		id = &ident
+		return &ident, true
 	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
+		return nil, true
 	default:
 		h.refuseAuth(auth.Reason(err))
 		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", auth.Reason(err)))...)
 		reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "credentials required", 0)
-		return
+		return nil, false
 	}
-	var release func()
-	if id != nil {
-		meta.user, meta.tenant = id.UserID, id.TenantID
-		if release, err = h.admit(r.Context(), *id, meta); err != nil {
-			h.obs.Refused("user_connection_limit")
-			writeAdmitError(w, err)
-			return
-		}
-	}
-	c := newConn(h, meta)
-	if err := c.upgrade(w, r); err != nil {
-		if release != nil {
-			release()
-		}
-		h.log.Info("upgrade_failed", meta.attrs(slog.String("reason", err.Error()))...)
-		return
-	}
-	c.release = release
-	detached = true
-	go c.runDetached(id, inflight.Detach(r.Context()))
 }
 
 func (h *Hub) refuseAuth(reason string) {
@@ -194,18 +221,6 @@ func writeAdmitError(w http.ResponseWriter, err error) {
 		return
 	}
 	reject.Write(w, http.StatusTooManyRequests, reject.CodeConnectionLimit, "too many connections", 30*time.Second)
-}
-
-// offers reports whether the client listed proto in Sec-WebSocket-Protocol.
-func offers(r *http.Request, proto string) bool {
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for p := range strings.SplitSeq(v, ",") {
-			if strings.TrimSpace(p) == proto {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // enterRequest counts a request in unless the hub is shutting down.
@@ -255,57 +270,69 @@ func (h *Hub) Connections() int {
 	return len(h.conns)
 }
 
-// Ready returns nil while the hub accepts connections and its broker is
-// healthy; readiness probes report its error.
+// Ready returns nil while the hub accepts connections, is subscribed to the
+// topic every node listens on, and its broker is healthy; readiness probes
+// report its error.
 func (h *Hub) Ready(ctx context.Context) error {
 	if h.closing.Load() {
 		return ErrShuttingDown
+	}
+	if !h.subs.allOn() {
+		return ErrNotSubscribed
 	}
 	return h.broker.Health(ctx)
 }
 
 // Shutdown stops accepting connections (new ones get 503), tells every client
 // to go ("bye", reason "shutdown"), closes each with 1012 so it reconnects to
-// another node, and waits for them to drain until ctx is done; connections
-// still open then are dropped. Finally it closes the broker. It returns
-// ctx.Err() if the deadline cut the drain short.
+// another node, and waits for them to drain until ctx is done. Then it
+// closes the broker if the hub created it (or Options.CloseBroker says so).
+//
+// If ctx is done first, the connections still open are dropped (they finish
+// in the background) and Shutdown returns ctx.Err(). Like
+// http.Server.Shutdown, a second call returns nil at once.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.liveMu.Lock()
 	if h.closing.Load() {
 		h.liveMu.Unlock()
-		return ErrShuttingDown
+		return nil
 	}
 	h.closing.Store(true)
+	close(h.stopped)
 	if h.live == 0 {
 		close(h.drained)
 	}
 	h.liveMu.Unlock()
-	h.connsMu.RLock()
-	all := make([]*conn, 0, len(h.conns))
-	for _, c := range h.conns {
-		all = append(all, c)
-	}
-	h.connsMu.RUnlock()
-	for _, c := range all {
+	for _, c := range h.snapshot() {
 		c.setReason("shutdown")
-		c.closeWith(websocket.StatusServiceRestart, "shutdown", "shutdown")
+		c.closeWith(CloseServiceRestart, "shutdown", "shutdown")
 	}
 	var err error
 	select {
 	case <-h.drained:
 	case <-ctx.Done():
 		err = ctx.Err()
-		h.connsMu.RLock()
-		for _, c := range h.conns {
+		for _, c := range h.snapshot() {
 			c.abort()
 		}
-		h.connsMu.RUnlock()
-		<-h.drained
 	}
-	if cerr := h.broker.Close(); cerr != nil && err == nil {
-		err = cerr
+	if h.ownBroker {
+		if cerr := h.broker.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	return err
+}
+
+// snapshot returns the connections of this node.
+func (h *Hub) snapshot() []*conn {
+	h.connsMu.RLock()
+	defer h.connsMu.RUnlock()
+	all := make([]*conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		all = append(all, c)
+	}
+	return all
 }
 
 // requestID returns the request's X-Request-ID when it is a plausible id

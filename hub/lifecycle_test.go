@@ -191,14 +191,12 @@ func TestShutdownDeadlineDropsStuckClients(t *testing.T) {
 	_ = c // never reads: never completes the close handshake
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	if err := e.hub.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v, want deadline exceeded (the client never answered the close)", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("Shutdown took %v past its 200ms deadline", took)
-	}
-	if e.hub.Connections() != 0 {
-		t.Fatalf("%d connections left after Shutdown", e.hub.Connections())
+	// The dropped connections finish in the background.
+	eventually(t, "the stuck connection to be dropped", func() bool { return e.hub.Connections() == 0 })
+	if err := e.hub.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown = %v, want nil like http.Server's", err)
 	}
 }

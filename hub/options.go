@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,9 +57,13 @@ type Options struct {
 	AuthTimeout time.Duration
 
 	// CheckOrigin decides whether the request's Origin may connect.
-	// Default: the Origin must be present and name the same host as the
-	// request (scheme-insensitive), which keeps cookies and browser
-	// credentials safe. guard.Origins.Check plugs an allowlist in.
+	// Default: only pages served from a loopback address
+	// (http://localhost:PORT, http://127.0.0.1:PORT, http://[::1]:PORT), so
+	// that the examples work out of the box; a request without Origin is
+	// refused. The default does not trust the Host header, which a
+	// DNS-rebinding page controls as much as its Origin: a service reached
+	// under a real name needs an allowlist, and guard.Origins.Check plugs
+	// one in.
 	CheckOrigin func(r *http.Request) bool
 	// Admit is called once the identity is known, before the upgrade when the
 	// credential came with the request. It returns a release func called on
@@ -88,8 +94,11 @@ type Options struct {
 	Presence Presence
 
 	// Broker carries broadcasts between nodes. Default: a new in-memory
-	// broker (one process).
+	// broker (one process), which Shutdown closes.
 	Broker adapter.Broker
+	// CloseBroker makes Shutdown close Broker too. Default false: a broker
+	// the caller passed in is the caller's to close (it may be shared).
+	CloseBroker bool
 	// Sanitizer cleans the string fields handlers declare with
 	// `sanitize:"html"`. Default: bluemonday strict.
 	Sanitizer *sanitize.Sanitizer
@@ -197,7 +206,7 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("hub: PongTimeout %v must be below twice PingInterval %v", o.PongTimeout, o.PingInterval)
 	}
 	if o.CheckOrigin == nil {
-		o.CheckOrigin = sameOrigin
+		o.CheckOrigin = loopbackOrigin
 	}
 	if o.ClientIP == nil {
 		o.ClientIP = remoteHost
@@ -225,19 +234,21 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// sameOrigin is the default origin check: present, and the same host:port as
-// the request. Browsers always send Origin on WebSocket handshakes, so a
-// missing one means a non-browser client, which must be allowed explicitly.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
+// loopbackOrigin is the default origin check: present, http or https, and
+// naming a loopback host. Browsers always send Origin on WebSocket
+// handshakes, so a missing one means a non-browser client, which must be
+// allowed explicitly.
+func loopbackOrigin(r *http.Request) bool {
+	u, err := url.Parse(r.Header.Get("Origin"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Path != "" || u.RawQuery != "" {
 		return false
 	}
-	_, host, ok := strings.Cut(origin, "://")
-	if !ok {
-		return false
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
 	}
-	return strings.EqualFold(host, r.Host)
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback() && ip.Zone() == ""
 }
 
 func remoteHost(r *http.Request) string {

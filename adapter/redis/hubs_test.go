@@ -54,6 +54,7 @@ func startNode(t *testing.T, addr string, perUser int) *node {
 		t.Fatal(err)
 	}
 	h, err := hub.New(hub.Options{
+		CloseBroker:   true,
 		Authenticator: authn,
 		Admit:         limiter.Admit,
 		Presence:      presence,

@@ -220,7 +220,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *server) Shutdown(ctx context.Context) error {
 	err := s.hub.Shutdown(ctx)
 	if s.redis != nil {
-		s.redis.close()
+		s.redis.closeAll() // the hub closes only what it created
 	}
 	return err
 }

@@ -76,7 +76,7 @@ func newHubOptions(broker *wsredis.Broker) (hub.Options, error) {
 	if err != nil {
 		return hub.Options{}, err
 	}
-	return hub.Options{Authenticator: verifier, Broker: broker, GlobalRole: superAdmin, Rooms: policy}, nil
+	return hub.Options{Authenticator: verifier, Broker: broker, CloseBroker: true, GlobalRole: superAdmin, Rooms: policy}, nil
 }
 
 // node is one hub behind its own loopback HTTP server with its own broker.

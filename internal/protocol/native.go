@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // Subprotocol names of the native protocol.
@@ -42,10 +44,18 @@ type authData struct {
 	Token string `json:"token"`
 }
 
-// Decode implements Codec. Unknown fields, trailing data, non-object frames,
-// ids that are not integers in [0, MaxID] and names with characters outside
-// the allowed sets are all refused.
-func (Native) Decode(frame []byte) (Inbound, error) {
+// Decode implements Codec: wsgate.v1 carries text frames only.
+func (n Native) Decode(op wire.Opcode, p []byte) (Inbound, error) {
+	if op != wire.OpText {
+		return Inbound{}, fmt.Errorf("%w: wsgate.v1 carries text frames only", ErrUnsupported)
+	}
+	return n.DecodeText(p)
+}
+
+// DecodeText decodes one envelope. Unknown fields, trailing data, non-object
+// frames, ids that are not integers in [0, MaxID] and names with characters
+// outside the allowed sets are all refused.
+func (Native) DecodeText(frame []byte) (Inbound, error) {
 	var in Inbound
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(frame))
@@ -137,19 +147,52 @@ func invalid(reason string) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, reason)
 }
 
-// AppendEvent implements Codec.
-func (Native) AppendEvent(dst []byte, event, room string, data []byte) []byte {
+// Encode implements Codec: one text frame. Binary attachments have no
+// place in wsgate.v1 and are left out.
+func (n Native) Encode(dst []wire.Frame, m *Message) []wire.Frame {
+	var p []byte
+	switch m.Kind {
+	case MsgEvent:
+		p = n.AppendEventAt(make([]byte, 0, 48+len(m.Event)+len(m.Room)+len(m.Data)), m.Event, m.Room, m.Pos, m.Data)
+	case MsgAck:
+		p = n.AppendAck(make([]byte, 0, 32+len(m.Data)), m.ID, m.Data)
+	case MsgError:
+		p = n.AppendError(nil, m.ID, m.HasID, m.Code, m.Text)
+	case MsgWelcome:
+		p = n.AppendWelcome(nil, m.Welcome)
+	case MsgBye:
+		p = n.AppendBye(nil, m.Text)
+	default:
+		return dst
+	}
+	return append(dst, wire.Frame{Op: wire.OpText, Payload: p})
+}
+
+// AppendEvent appends an event frame without a stream position.
+func (n Native) AppendEvent(dst []byte, event, room string, data []byte) []byte {
+	return n.AppendEventAt(dst, event, room, Position{}, data)
+}
+
+// AppendEventAt appends an event frame; a room with history adds the
+// message's offset and epoch.
+func (Native) AppendEventAt(dst []byte, event, room string, pos Position, data []byte) []byte {
 	dst = append(dst, `{"type":"event","event":`...)
 	dst = appendString(dst, event)
 	if room != "" {
 		dst = append(dst, `,"room":`...)
 		dst = appendString(dst, room)
 	}
+	if !pos.IsZero() {
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendUint(dst, pos.Offset, 10)
+		dst = append(dst, `,"epoch":`...)
+		dst = appendString(dst, pos.Epoch)
+	}
 	dst = appendData(dst, data)
 	return append(dst, '}')
 }
 
-// AppendAck implements Codec.
+// AppendAck appends an ack frame.
 func (Native) AppendAck(dst []byte, id uint64, data []byte) []byte {
 	dst = append(dst, `{"type":"ack","id":`...)
 	dst = strconv.AppendUint(dst, id, 10)
@@ -157,7 +200,7 @@ func (Native) AppendAck(dst []byte, id uint64, data []byte) []byte {
 	return append(dst, '}')
 }
 
-// AppendError implements Codec.
+// AppendError appends an error frame.
 func (Native) AppendError(dst []byte, id uint64, hasID bool, code, message string) []byte {
 	dst = append(dst, `{"type":"error"`...)
 	if hasID {
@@ -171,7 +214,7 @@ func (Native) AppendError(dst []byte, id uint64, hasID bool, code, message strin
 	return append(dst, '}')
 }
 
-// AppendWelcome implements Codec.
+// AppendWelcome appends the welcome frame.
 func (Native) AppendWelcome(dst []byte, w Welcome) []byte {
 	dst = append(dst, `{"type":"welcome","data":{"connectionId":`...)
 	dst = appendString(dst, w.ConnID)
@@ -184,7 +227,7 @@ func (Native) AppendWelcome(dst []byte, w Welcome) []byte {
 	return append(dst, "}}"...)
 }
 
-// AppendBye implements Codec.
+// AppendBye appends a bye frame.
 func (Native) AppendBye(dst []byte, reason string) []byte {
 	dst = append(dst, `{"type":"bye","data":{"reason":`...)
 	dst = appendString(dst, reason)

@@ -43,7 +43,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Native{}.Decode([]byte(tc.frame))
+			got, err := Native{}.DecodeText([]byte(tc.frame))
 			if tc.err {
 				if !errors.Is(err, ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
@@ -106,7 +106,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		in, err := Native{}.Decode(frame)
+		in, err := Native{}.DecodeText(frame)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
@@ -142,7 +142,7 @@ func BenchmarkDecode(b *testing.B) {
 	frame := []byte(`{"type":"event","id":42,"event":"message:send","data":{"conversationId":"7d444840-9dc0-11d1-b245-5ffdce74fad2","content":"hello there"}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := (Native{}).Decode(frame); err != nil {
+		if _, err := (Native{}).DecodeText(frame); err != nil {
 			b.Fatal(err)
 		}
 	}

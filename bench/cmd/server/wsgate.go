@@ -40,6 +40,7 @@ func newWsgate(redisAddr string) (*wsgateServer, error) {
 		}
 	}
 	h, err := hub.New(hub.Options{
+		CloseBroker:   true,
 		Authenticator: authn,
 		Broker:        broker,
 		AutoRooms:     func(auth.Identity) []string { return []string{wsgateRoom} },

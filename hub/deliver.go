@@ -1,0 +1,125 @@
+package hub
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/wire"
+)
+
+// deliver is the broker handler: fan a published message out to the local
+// members of its topic. It never blocks: queueing only appends, and the
+// connections whose writer must start go to the pool in one batch.
+func (h *Hub) deliver(topic string, payload []byte) {
+	rl, err := parseRelay(payload)
+	if err != nil {
+		h.log.Warn("relay_invalid", slog.String("topic", topic))
+		return
+	}
+	if rl.kind == relayDisconnect {
+		h.disconnectLocal(topic, rl.reason)
+		return
+	}
+	f := fanout{h: h, msg: &rl.msg, except: rl.except}
+	f.deliver(topic)
+	// Observers are user code: called once the locks are let go.
+	h.obs.Delivered(f.delivered)
+	for range f.dropped {
+		h.obs.Dropped()
+	}
+	for range f.slow {
+		h.obs.SlowConsumer()
+	}
+}
+
+// fanout is one delivery to the local members of a topic. The message is
+// encoded at most once per codec and compression in use among them, and
+// every recipient of an encoding shares its frames.
+type fanout struct {
+	h      *Hub
+	msg    *protocol.Message
+	except string
+	batch  *wire.Batch
+	units  [4]unit // the encodings made so far; more are rare and not kept
+	n      int
+
+	delivered, dropped, slow int
+}
+
+type unit struct {
+	codec    protocol.Codec
+	deflated bool
+	frames   []wire.Frame
+}
+
+func (f *fanout) deliver(topic string) {
+	f.batch = f.h.pool.NewBatch()
+	defer f.batch.Flush()
+	if topic == topicAll {
+		f.h.connsMu.RLock()
+		defer f.h.connsMu.RUnlock()
+		for _, c := range f.h.conns {
+			f.to(c)
+		}
+		return
+	}
+	if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
+		f.h.index.Each(name, f.to)
+	}
+}
+
+// to queues the message for c. It runs under the room index's or the
+// connection table's read lock: nothing here calls user code.
+func (f *fanout) to(c *conn) {
+	if c.id == f.except {
+		return
+	}
+	r := c.out.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...)
+	switch r {
+	case wire.Queued:
+		f.delivered++
+	case wire.Full:
+		if f.h.opts.SlowConsumer == Drop {
+			c.dropped.Add(1)
+			f.dropped++
+		} else if c.slowConsumer() {
+			f.slow++
+		}
+	}
+}
+
+// encoded returns the message's frames for c's codec and compression.
+func (f *fanout) encoded(c *conn) []wire.Frame {
+	deflated := c.compress && len(f.msg.Data) >= f.h.opts.CompressionThreshold
+	for i := range f.n {
+		if u := &f.units[i]; u.codec == c.codec && u.deflated == deflated {
+			return u.frames
+		}
+	}
+	frames := c.codec.Encode(nil, f.msg)
+	if deflated {
+		frames = deflateFrames(frames, f.h.opts.CompressionThreshold)
+	}
+	if f.n < len(f.units) {
+		f.units[f.n] = unit{codec: c.codec, deflated: deflated, frames: frames}
+		f.n++
+	}
+	return frames
+}
+
+func (h *Hub) disconnectLocal(topic, reason string) {
+	name, ok := strings.CutPrefix(topic, topicRoomPrefix)
+	if !ok {
+		return
+	}
+	if reason == "" {
+		reason = "disconnected"
+	}
+	var victims []*conn
+	h.index.Each(name, func(c *conn) { victims = append(victims, c) })
+	for _, c := range victims {
+		c.setReason("disconnected_by_server")
+		c.closeWith(CloseUnauthorized, "disconnected", reason)
+	}
+}

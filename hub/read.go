@@ -1,0 +1,218 @@
+package hub
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/wire"
+)
+
+// closeTimeout bounds the wait for the peer's close frame once ours is out.
+const closeTimeout = 5 * time.Second
+
+// abuseTimeout bounds how long a connection closed for abuse is still read
+// (and its frames discarded) while its close frame goes out: a flood keeps
+// a core busy for at most this long after it is detected.
+const abuseTimeout = time.Second
+
+// readLoop reads and handles messages until the connection fails or closes.
+func (c *conn) readLoop() {
+	for {
+		op, p, ok := c.next()
+		if !ok {
+			return
+		}
+		if c.closing.Load() {
+			continue // closing: what the peer still sends is not acted on
+		}
+		if !c.allowMessage() {
+			c.h.obs.MessageIn(UnknownEvent, "rate_limited")
+			in, _ := c.codec.Decode(op, p) // for the id only: the answer carries it
+			c.rateLimited(in, "")
+			continue
+		}
+		c.handle(op, p)
+	}
+}
+
+// next returns the next data message. Control frames are handled here, on
+// the read goroutine, and every one of them is metered: pings are answered
+// through the writer's control lane, pongs feed the heartbeat, and the
+// peer's close frame is echoed. ok is false when the connection is over.
+func (c *conn) next() (wire.Opcode, []byte, bool) {
+	for {
+		op, p, err := c.in.Next()
+		if err != nil {
+			c.readFailed(err)
+			return 0, nil, false
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		switch op {
+		case wire.OpPing, wire.OpPong:
+			if !c.allowControl() {
+				return 0, nil, false
+			}
+			if op == wire.OpPing {
+				c.out.Pong(p)
+			} else {
+				c.gotPong()
+			}
+			continue
+		}
+		return op, p, true
+	}
+}
+
+// readFailed records why reading stopped and answers what needs an answer.
+func (c *conn) readFailed(err error) {
+	var ce *wire.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Peer:
+		c.peerClosed.Store(true)
+		c.setReason("client_closed")
+		code := ce.Code
+		if code == wire.StatusNoStatusRcvd {
+			code = wire.StatusNormalClosure
+		}
+		// Echo the code, never the peer's reason; if our own close is
+		// already out, the handshake is complete.
+		if !c.startClose(code, "", nil, true) && c.out.Done() {
+			c.abort()
+		}
+	case errors.As(err, &ce):
+		c.setReason(violationReason(ce.Code))
+		c.startClose(ce.Code, ce.Reason, nil, true)
+	case c.closing.Load():
+		// The read deadline after our close frame, or the socket closed
+		// by abort: the reason was recorded when the close began.
+	default:
+		c.setReason("connection_lost")
+	}
+}
+
+func violationReason(code wire.StatusCode) string {
+	switch code {
+	case wire.StatusMessageTooBig:
+		return "message_too_large"
+	case wire.StatusInvalidPayload:
+		return "invalid_utf8"
+	case wire.StatusPolicyViolation:
+		return "frame_abuse"
+	}
+	return "protocol_error"
+}
+
+// drain reads until the peer answers the close the server started (or the
+// close timeout passes), so that the close frame is not lost to a reset.
+func (c *conn) drain() {
+	for {
+		if _, _, ok := c.next(); !ok {
+			return
+		}
+	}
+}
+
+// allowMessage applies the connection-wide message rate.
+func (c *conn) allowMessage() bool {
+	if c.msgLimit == nil {
+		c.msgLimit = rate.NewLimiter(c.h.opts.MessageRate.Rate, c.h.opts.MessageRate.Burst)
+	}
+	return c.msgLimit.Allow()
+}
+
+// allowControl meters pings and pongs alike: over ClientPingRate they are
+// ignored, and AbuseLimit of them within AbuseWindow close the connection
+// with 1008 (the close starts once; the reader stops at once).
+func (c *conn) allowControl() bool {
+	if c.ctlLimit == nil {
+		r := c.h.opts.ClientPingRate
+		c.ctlLimit = rate.NewLimiter(r.Rate, r.Burst)
+	}
+	if c.ctlLimit.Allow() {
+		return true
+	}
+	if c.ctlAbuse.hit(c.h.opts.AbuseWindow) > c.h.opts.AbuseLimit {
+		c.setReason("ping_flood")
+		c.h.log.Warn("control_flood", c.meta.attrs()...)
+		c.closeAbuse("control frame flood")
+		return false
+	}
+	return true
+}
+
+// closeAbuse closes the connection with 1008 at once; the reader gives up
+// on the peer after abuseTimeout.
+func (c *conn) closeAbuse(reason string) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(abuseTimeout))
+	c.startClose(wire.StatusPolicyViolation, reason, nil, true)
+}
+
+// abuseWindow counts events within a sliding window.
+type abuseWindow struct {
+	from time.Time
+	n    int
+}
+
+// hit counts one event and returns the count in the current window.
+func (a *abuseWindow) hit(window time.Duration) int {
+	now := time.Now()
+	if now.Sub(a.from) > window {
+		a.from, a.n = now, 0
+	}
+	a.n++
+	return a.n
+}
+
+// firstMessageAuth waits up to AuthTimeout for an auth message. It returns
+// the identity and the message, which is acked after the welcome.
+func (c *conn) firstMessageAuth() (*auth.Identity, protocol.Inbound, bool) {
+	t := time.AfterFunc(c.h.opts.AuthTimeout, func() {
+		c.setReason("auth_timeout")
+		c.send(&protocol.Message{Kind: protocol.MsgError, Code: CodeUnauthorized, Text: "authentication timeout"})
+		c.closeWith(CloseUnauthorized, "authentication timeout", "")
+	})
+	defer t.Stop()
+	op, p, ok := c.next()
+	if !ok || c.closing.Load() {
+		return nil, protocol.Inbound{}, false
+	}
+	in, err := c.codec.Decode(op, p)
+	if err != nil || in.Kind != protocol.KindAuth {
+		c.refuseAuth(in, CodeUnauthorized, "authenticate first", "no_auth_message")
+		return nil, in, false
+	}
+	id, err := c.h.opts.Authenticator.Authenticate(c.ctx, in.Token)
+	if err != nil {
+		code := CodeUnauthorized
+		if errors.Is(err, auth.ErrTokenExpired) {
+			code = CodeTokenExpired
+		}
+		c.refuseAuth(in, code, "invalid credentials", auth.Reason(err))
+		return nil, in, false
+	}
+	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
+	release, err := c.h.admit(c.ctx, id, c.meta)
+	if err != nil {
+		c.setReason("connection_limit")
+		c.closeWith(CloseConnectionLimit, "too many connections", "")
+		return nil, in, false
+	}
+	c.release = release
+	if !t.Stop() || c.closing.Load() {
+		return nil, in, false // the timeout won the race
+	}
+	return &id, in, true
+}
+
+func (c *conn) refuseAuth(in protocol.Inbound, code, msg, reason string) {
+	c.h.obs.AuthFailed(reason)
+	c.h.log.Warn("auth_failed", c.meta.attrs(slog.String("source", auth.SourceMessage.String()), slog.String("reason", reason))...)
+	c.setReason("unauthorized")
+	c.replyError(in, code, msg)
+	c.closeWith(CloseUnauthorized, "unauthorized", "")
+}

@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/room"
+)
+
+// join adds c to a room, makes sure the node is subscribed to it and
+// records presence.
+func (h *Hub) join(c *conn, name string) error {
+	if _, err := h.index.Join(name, c); err != nil {
+		return err
+	}
+	// Not only on the first join: a first joiner whose Subscribe failed
+	// leaves, and a member that joined meanwhile must not stay unsubscribed.
+	if err := h.subs.sync(name); err != nil {
+		h.leave(c, name)
+		return fmt.Errorf("hub: subscribe %s: %w", name, err)
+	}
+	if h.opts.Presence != nil {
+		h.opts.Presence.Add(name, c.identity().UserID, c.id)
+	}
+	// cleanup cancels c.ctx before leaveAll: a join (from a late handler or
+	// JoinConn) that raced it is undone here instead of pinning the dead
+	// connection in the index, the broker and presence. leaveAll may have
+	// taken c out of the index before Presence.Add above ran, in which case
+	// leave finds nothing to undo: the presence entry is removed regardless.
+	if c.ctx.Err() != nil {
+		if left, _ := h.leave(c, name); !left && h.opts.Presence != nil {
+			h.opts.Presence.Remove(name, c.identity().UserID, c.id)
+		}
+		return ErrUnknownConnection
+	}
+	return nil
+}
+
+// leave takes c out of a room, and out of presence if it was in the room.
+func (h *Hub) leave(c *conn, name string) (left, last bool) {
+	left, last = h.index.Leave(name, c)
+	if left && h.opts.Presence != nil {
+		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
+	}
+	if last {
+		_ = h.subs.sync(name)
+	}
+	return left, last
+}
+
+func (h *Hub) leaveAll(c *conn) {
+	if h.opts.Presence != nil {
+		user := c.identity().UserID
+		for _, name := range h.index.RoomsOf(c, nil) {
+			h.opts.Presence.Remove(name, user, c.id)
+		}
+	}
+	for _, name := range h.index.LeaveAll(c) {
+		_ = h.subs.sync(name)
+	}
+}
+
+// Presence returns the users with at least one connection in room (R8):
+// across every node when Options.Presence is a shared store, otherwise the
+// users connected to this node. The order is unspecified.
+func (h *Hub) Presence(ctx context.Context, name string) ([]string, error) {
+	if h.opts.Presence != nil {
+		return h.opts.Presence.Users(ctx, name)
+	}
+	seen := make(map[string]struct{})
+	users := []string{}
+	h.index.Each(name, func(c *conn) {
+		u := c.identity().UserID
+		if _, ok := seen[u]; !ok {
+			seen[u] = struct{}{}
+			users = append(users, u)
+		}
+	})
+	return users, nil
+}
+
+// JoinConn adds a connection of this node to a room, bypassing the room
+// policy: the server decides. It returns ErrUnknownConnection when connID is
+// not connected here.
+func (h *Hub) JoinConn(connID, name string) error {
+	c := h.lookup(connID)
+	if c == nil || c.ident.Load() == nil {
+		return ErrUnknownConnection
+	}
+	if !room.Valid(name) {
+		return fmt.Errorf("hub: %w", room.ErrInvalidName)
+	}
+	return h.join(c, name)
+}
+
+// LeaveConn removes a connection of this node from a room.
+func (h *Hub) LeaveConn(connID, name string) error {
+	c := h.lookup(connID)
+	if c == nil {
+		return ErrUnknownConnection
+	}
+	h.leave(c, name)
+	return nil
+}
+
+// subscriptions keeps the broker subscribed to exactly the rooms with local
+// members. Joins and leaves of one room may race; instead of trusting the
+// order of first/last events, sync compares the index with what the broker
+// was told, under a per-room stripe lock, so the end state is always right.
+type subscriptions struct {
+	h       *Hub
+	seed    maphash.Seed
+	stripes [64]subStripe
+	all     atomic.Bool // the all-nodes topic is subscribed
+}
+
+type subStripe struct {
+	mu sync.Mutex // guards on and serialises broker calls for its rooms
+	on map[string]struct{}
+}
+
+func (s *subscriptions) init(h *Hub) {
+	s.h = h
+	s.seed = maphash.MakeSeed()
+	for i := range s.stripes {
+		s.stripes[i].on = make(map[string]struct{})
+	}
+}
+
+func (s *subscriptions) sync(name string) error {
+	st := &s.stripes[maphash.String(s.seed, name)%uint64(len(s.stripes))]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, have := st.on[name]
+	want := s.h.index.Count(name) > 0
+	if want == have {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if want {
+		if err := s.h.broker.Subscribe(ctx, topicRoomPrefix+name); err != nil {
+			return err
+		}
+		st.on[name] = struct{}{}
+		return nil
+	}
+	delete(st.on, name)
+	if err := s.h.broker.Unsubscribe(ctx, topicRoomPrefix+name); err != nil {
+		s.h.log.Warn("unsubscribe_failed", slog.String("room", name), slog.String("error", err.Error()))
+		return err
+	}
+	return nil
+}
+
+// syncAll subscribes the topic every node listens on.
+func (s *subscriptions) syncAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.h.broker.Subscribe(ctx, topicAll); err != nil {
+		return err
+	}
+	s.all.Store(true)
+	return nil
+}
+
+// allOn reports whether the all-nodes topic is subscribed.
+func (s *subscriptions) allOn() bool { return s.all.Load() }
+
+// retryAll subscribes the all-nodes topic once the broker answers, backing
+// off up to 5 s between tries, until the hub shuts down.
+func (s *subscriptions) retryAll() {
+	wait := 100 * time.Millisecond
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-s.h.stopped:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := s.syncAll(); err == nil {
+			s.h.log.Info("subscribed", slog.String("topic", topicAll))
+			return
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
