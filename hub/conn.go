@@ -49,9 +49,10 @@ type conn struct {
 	idle         *time.Timer
 	awaitingPong bool
 
-	lastRead  atomic.Int64 // unix nanos of the last inbound message
-	abandoned atomic.Int32 // handlers that timed out and still run
-	dropped   atomic.Int32 // broadcasts dropped by the Drop policy
+	lastRead     atomic.Int64 // unix nanos of the last inbound message
+	readDeadline atomic.Int64 // unix nanos of the read deadline set while closing, 0 before
+	holds        atomic.Int32 // 1 for the connection, plus handlers outliving it: the last releases the slot
+	dropped      atomic.Int32 // broadcasts dropped by the Drop policy
 
 	// Owned by the read goroutine.
 	in       wire.Reader
@@ -74,6 +75,7 @@ func newConn(h *Hub, meta requestMeta, up wire.Upgraded) *conn {
 		started:  time.Now(),
 		done:     make(chan struct{}),
 	}
+	c.holds.Store(1)
 	meta.connID = c.id
 	c.meta = meta
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -163,6 +165,16 @@ func (c *conn) establish(id auth.Identity) bool {
 	return true
 }
 
+// hold keeps the admission slot taken beyond the connection's end.
+func (c *conn) hold() { c.holds.Add(1) }
+
+// letGo drops a hold; the last one releases the admission slot.
+func (c *conn) letGo() {
+	if c.holds.Add(-1) == 0 && c.release != nil {
+		c.release()
+	}
+}
+
 // identity returns the current identity; only valid after establish.
 func (c *conn) identity() auth.Identity {
 	if id := c.ident.Load(); id != nil {
@@ -182,7 +194,7 @@ func (c *conn) CloseSent() {
 		c.abort()
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeTimeout))
+	c.readBy(time.Now().Add(closeTimeout))
 }
 
 // WriteFailed implements wire.Events: the socket failed or a slow peer let
@@ -218,12 +230,11 @@ func (c *conn) cleanup() {
 	c.abort()
 	c.stopTimers()
 	// The slot and the table entry are released even if user code in
-	// leaveAll (a Presence store) panics.
+	// leaveAll (a Presence store) panics; the slot only once no handler
+	// of this connection still runs.
 	defer func() {
 		c.h.unregister(c)
-		if c.release != nil {
-			c.release()
-		}
+		c.letGo()
 	}()
 	c.h.leaveAll(c)
 	reason := "unknown"

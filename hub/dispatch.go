@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -22,11 +23,6 @@ const (
 	verbLeave = "$leave"
 	verbAuth  = "$auth"
 )
-
-// maxAbandoned bounds handlers that ignored their deadline and still run for
-// one connection; past it the connection is closed rather than letting a
-// client pile up goroutines.
-const maxAbandoned = 8
 
 // handle processes one inbound message on the read goroutine.
 func (c *conn) handle(op wire.Opcode, frame []byte) {
@@ -65,6 +61,8 @@ func (c *conn) handle(op wire.Opcode, frame []byte) {
 		c.clientLeave(in)
 	case protocol.KindAuth:
 		c.refresh(in)
+	case protocol.KindPong:
+		c.gotPong()
 	}
 }
 
@@ -122,8 +120,16 @@ type result struct {
 
 // run calls the handler on its own goroutine so that a deadline can answer
 // TIMEOUT while the read loop moves on; a panic is recovered and reported
-// as INTERNAL.
+// as INTERNAL. A handler that outlives its deadline (or its connection)
+// keeps the user's admission slot until it returns, and a user with
+// maxStuckPerUser such handlers on this node gets no new handler run.
 func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
+	user := c.identity().UserID
+	if c.h.stuck.over(user) {
+		c.h.obs.MessageIn(hd.event, "busy")
+		c.replyError(in, CodeTimeout, "server busy")
+		return
+	}
 	// cancel runs when run returns, not when the handler does: a handler
 	// that finished must not make its own result race its deadline.
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
@@ -150,21 +156,60 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	select {
 	case res := <-done:
 		c.reply(in, hd.event, res)
+		return
 	case <-ctx.Done():
-		if c.ctx.Err() != nil {
-			return
-		}
-		c.h.obs.MessageIn(hd.event, "timeout")
-		c.replyError(in, CodeTimeout, "handler timed out")
-		if c.abandoned.Add(1) > maxAbandoned {
-			c.setReason("handlers_stuck")
-			c.closeWith(closeTryAgainLater, "server busy", "")
-		}
-		go func() {
-			<-done
-			c.abandoned.Add(-1)
-		}()
 	}
+	// The handler outlives run: it holds the admission slot until it returns.
+	c.hold()
+	n := c.h.stuck.add(user)
+	go func() {
+		<-done
+		c.h.stuck.remove(user)
+		c.letGo()
+	}()
+	if c.ctx.Err() != nil {
+		return
+	}
+	c.h.obs.MessageIn(hd.event, "timeout")
+	c.replyError(in, CodeTimeout, "handler timed out")
+	if n > maxStuckPerUser {
+		c.setReason("handlers_stuck")
+		c.closeWith(closeTryAgainLater, "server busy", "")
+	}
+}
+
+// maxStuckPerUser bounds the handlers of one user, on one node, that
+// ignored their deadline and still run.
+const maxStuckPerUser = 8
+
+// stuckHandlers counts, per user, handlers running past their deadline.
+type stuckHandlers struct {
+	mu sync.Mutex // guards n
+	n  map[string]int
+}
+
+func (s *stuckHandlers) add(user string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = make(map[string]int)
+	}
+	s.n[user]++
+	return s.n[user]
+}
+
+func (s *stuckHandlers) remove(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[user]--; s.n[user] <= 0 {
+		delete(s.n, user)
+	}
+}
+
+func (s *stuckHandlers) over(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[user] >= maxStuckPerUser
 }
 
 var errPanic = errors.New("handler panicked")

@@ -32,6 +32,18 @@ type env struct {
 // handlers through the returned hub afterwards.
 func newEnv(t testing.TB, configure func(*hub.Options)) *env {
 	t.Helper()
+	return startEnv(t, false, configure)
+}
+
+// newTLSEnv is newEnv serving over crypto/tls on loopback; its clients
+// trust the test certificate.
+func newTLSEnv(t testing.TB, configure func(*hub.Options)) *env {
+	t.Helper()
+	return startEnv(t, true, configure)
+}
+
+func startEnv(t testing.TB, useTLS bool, configure func(*hub.Options)) *env {
+	t.Helper()
 	authn, err := auth.NewJWT(auth.JWTOptions{HMACSecret: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +60,12 @@ func newEnv(t testing.TB, configure func(*hub.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -85,6 +102,10 @@ func token(t testing.TB, c claims) string {
 
 func (e *env) wsURL() string { return "ws" + strings.TrimPrefix(e.srv.URL, "http") }
 
+// httpClient is the client dials use: the test server's own, which trusts
+// its certificate when it serves TLS.
+func (e *env) httpClient() *http.Client { return e.srv.Client() }
+
 // header is a same-origin handshake header carrying a bearer token.
 func (e *env) header(tok string) http.Header {
 	h := http.Header{}
@@ -101,7 +122,7 @@ func (e *env) dialRaw(ctx context.Context, h http.Header, subprotocols ...string
 	if subprotocols == nil {
 		subprotocols = []string{"wsgate.v1"}
 	}
-	return websocket.Dial(ctx, e.wsURL(), &websocket.DialOptions{HTTPHeader: h, Subprotocols: subprotocols})
+	return websocket.Dial(ctx, e.wsURL(), &websocket.DialOptions{HTTPHeader: h, Subprotocols: subprotocols, HTTPClient: e.httpClient()})
 }
 
 // connect dials as the user of c and consumes the welcome.

@@ -42,6 +42,8 @@ type Hub struct {
 	ownBroker bool          // the hub created the broker, so Shutdown closes it
 	stopped   chan struct{} // closed when Shutdown starts
 
+	stuck stuckHandlers
+
 	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
 	handlers   map[string]*handler
 

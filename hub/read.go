@@ -54,8 +54,11 @@ func (c *conn) next() (wire.Opcode, []byte, bool) {
 		c.lastRead.Store(time.Now().UnixNano())
 		switch op {
 		case wire.OpPing, wire.OpPong:
+			if c.closing.Load() {
+				continue // waiting for the peer's close frame
+			}
 			if !c.allowControl() {
-				return 0, nil, false
+				continue // closing now; read on until the peer answers
 			}
 			if op == wire.OpPing {
 				c.out.Pong(p)
@@ -87,6 +90,7 @@ func (c *conn) readFailed(err error) {
 	case errors.As(err, &ce):
 		c.setReason(violationReason(ce.Code))
 		c.startClose(ce.Code, ce.Reason, nil, true)
+		c.discardInput()
 	case c.closing.Load():
 		// The read deadline after our close frame, or the socket closed
 		// by abort: the reason was recorded when the close began.
@@ -105,6 +109,20 @@ func violationReason(code wire.StatusCode) string {
 		return "frame_abuse"
 	}
 	return "protocol_error"
+}
+
+// discardInput reads and drops what the peer still sends, for at most
+// abuseTimeout, after a frame that cannot be parsed past: closing the
+// socket with unread input would reset the connection, and the peer could
+// lose the close frame that says why.
+func (c *conn) discardInput() {
+	c.readBy(time.Now().Add(abuseTimeout))
+	var buf [512]byte
+	for {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			return
+		}
+	}
 }
 
 // drain reads until the peer answers the close the server started (or the
@@ -127,7 +145,8 @@ func (c *conn) allowMessage() bool {
 
 // allowControl meters pings and pongs alike: over ClientPingRate they are
 // ignored, and AbuseLimit of them within AbuseWindow close the connection
-// with 1008 (the close starts once; the reader stops at once).
+// with 1008 (the close starts once, and the peer has abuseTimeout to
+// answer it).
 func (c *conn) allowControl() bool {
 	if c.ctlLimit == nil {
 		r := c.h.opts.ClientPingRate
@@ -148,8 +167,23 @@ func (c *conn) allowControl() bool {
 // closeAbuse closes the connection with 1008 at once; the reader gives up
 // on the peer after abuseTimeout.
 func (c *conn) closeAbuse(reason string) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(abuseTimeout))
+	c.readBy(time.Now().Add(abuseTimeout))
 	c.startClose(wire.StatusPolicyViolation, reason, nil, true)
+}
+
+// readBy sets the read deadline to t, unless an earlier one was set: the
+// closing connection is read no longer than the first bound said.
+func (c *conn) readBy(t time.Time) {
+	for {
+		cur := c.readDeadline.Load()
+		if cur != 0 && cur <= t.UnixNano() {
+			return
+		}
+		if c.readDeadline.CompareAndSwap(cur, t.UnixNano()) {
+			_ = c.nc.SetReadDeadline(t)
+			return
+		}
+	}
 }
 
 // abuseWindow counts events within a sliding window.

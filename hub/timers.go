@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/wire"
 )
 
 // The timers of a connection are time.AfterFunc callbacks: an idle
@@ -35,11 +36,19 @@ func (c *conn) beat() {
 		c.abort()
 		return
 	}
-	if !c.out.Ping() {
+	if !c.ping() {
 		return // closing
 	}
 	c.awaitingPong = true
 	c.heartbeat.Reset(c.h.opts.PongTimeout)
+}
+
+// ping sends the codec's heartbeat, or a WebSocket ping.
+func (c *conn) ping() bool {
+	if hb, ok := c.codec.(protocol.Heartbeater); ok {
+		return c.out.Send(wire.Reply, hb.Heartbeat()...) == wire.Queued
+	}
+	return c.out.Ping()
 }
 
 // gotPong records the peer's answer; the next ping follows PingInterval

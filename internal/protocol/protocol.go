@@ -22,6 +22,8 @@ const (
 	KindJoin
 	KindLeave
 	KindAuth
+	// KindPong answers the heartbeat of a codec that is a Heartbeater.
+	KindPong
 )
 
 // String returns the wire name of k.
@@ -35,6 +37,8 @@ func (k Kind) String() string {
 		return "leave"
 	case KindAuth:
 		return "auth"
+	case KindPong:
+		return "pong"
 	}
 	return "unknown"
 }
@@ -144,4 +148,13 @@ type Codec interface {
 	// Encode appends the frames of m to dst: one unit, queued and dropped
 	// whole.
 	Encode(dst []wire.Frame, m *Message) []wire.Frame
+}
+
+// Heartbeater is implemented by a Codec whose heartbeat is an application
+// message (Engine.IO's ping packet, answered by its pong) rather than a
+// WebSocket ping. The hub sends Heartbeat's frames where it would send a
+// ping, on the same writer and timers, and takes an Inbound of KindPong as
+// the answer.
+type Heartbeater interface {
+	Heartbeat() []wire.Frame
 }
