@@ -67,8 +67,9 @@ type Options struct {
 	CheckOrigin func(r *http.Request) bool
 	// Admit is called once the identity is known, before the upgrade when the
 	// credential came with the request. It returns a release func called on
-	// disconnect, or an error (a *reject.Error from guard answers with its own
-	// status). guard.Limits.Admit plugs per-user limits in. Default: no limit.
+	// disconnect, or an error (a *protocol.Refusal, such as guard's, answers
+	// with its own status). guard.Limits.Admit plugs per-user limits in.
+	// Default: no limit.
 	Admit func(ctx context.Context, userID string) (release func(), err error)
 	// ClientIP returns the address logged for the request. Default: the host
 	// of RemoteAddr. To honour trusted proxies, wrap guard.Throttle.ClientIP:

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // ThrottleOptions configures NewThrottle. Only Client or Addrs is
@@ -160,10 +160,12 @@ func (t *Throttle) Middleware(key func(r *http.Request) string) func(http.Handle
 			switch {
 			case err != nil && t.failOpen:
 			case err != nil:
-				reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "service unavailable", unavailableRetryAfter)
+				(&protocol.Refusal{Status: http.StatusServiceUnavailable, Code: protocol.CodeUnavailable,
+					Message: "service unavailable", RetryAfter: unavailableRetryAfter}).Write(w)
 				return
 			case !ok:
-				reject.Write(w, http.StatusTooManyRequests, reject.CodeRateLimited, "too many connection attempts", retry)
+				(&protocol.Refusal{Status: http.StatusTooManyRequests, Code: protocol.CodeRateLimited,
+					Message: "too many connection attempts", RetryAfter: retry}).Write(w)
 				return
 			}
 			next.ServeHTTP(w, r)
