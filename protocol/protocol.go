@@ -9,9 +9,37 @@ const Subprotocol = "wsgate.v1"
 // credential with the handshake. The server never selects or echoes it.
 const BearerPrefix = "wsgate.bearer."
 
-// MaxID is the largest message id: 2^53-1, the largest integer a
-// JavaScript peer represents exactly.
-const MaxID = 1<<53 - 1
+// Limits of envelope fields. A server refuses a message over them with
+// CodeInvalidMessage; the data payload is bounded by the server's message
+// size limit instead.
+const (
+	// MaxID is the largest message id: 2^53-1, the largest integer a
+	// JavaScript peer represents exactly.
+	MaxID = 1<<53 - 1
+	// MaxEventLen is the longest event name, in bytes (see ValidEvent).
+	MaxEventLen = 64
+	// MaxRoomLen is the longest room name, in bytes.
+	MaxRoomLen = 128
+	// MaxTokenLen is the longest credential an auth message may carry.
+	MaxTokenLen = 16 << 10
+)
+
+// ValidEvent reports whether name can name an event on the wire: 1 to
+// MaxEventLen characters of A-Z a-z 0-9 : . _ -.
+func ValidEvent(name string) bool {
+	if name == "" || len(name) > MaxEventLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ':' || c == '.' || c == '_' || c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Envelope types. A client sends TypeEvent, TypeJoin, TypeLeave and
 // TypeAuth; a server sends TypeWelcome, TypeEvent, TypeAck, TypeError and
@@ -74,3 +102,50 @@ const (
 	// offer the Subprotocol (400).
 	CodeBadRequest = "BAD_REQUEST"
 )
+
+// Room name limits: a name is "kind" or "kind:arg".
+const (
+	maxKindLen = 32
+	maxArgLen  = 96
+)
+
+// ValidRoom reports whether name is a well-formed room name: "kind" or
+// "kind:arg", at most MaxRoomLen bytes, where kind is
+// [a-z][a-z0-9_-]{0,31} and arg is 1 to 96 characters of
+// A-Z a-z 0-9 . _ ~ @ + -. A valid name is not yet an allowed one: the
+// server's room policy decides who may join it.
+func ValidRoom(name string) bool {
+	if name == "" || len(name) > MaxRoomLen {
+		return false
+	}
+	kind, arg, hasArg := name, "", false
+	for i := 0; i < len(name); i++ {
+		if name[i] == ':' {
+			kind, arg, hasArg = name[:i], name[i+1:], true
+			break
+		}
+	}
+	if kind == "" || len(kind) > maxKindLen || kind[0] < 'a' || kind[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(kind); i++ {
+		if c := kind[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	if !hasArg {
+		return true
+	}
+	if arg == "" || len(arg) > maxArgLen {
+		return false
+	}
+	for i := 0; i < len(arg); i++ {
+		switch c := arg[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '~' || c == '@' || c == '+' || c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

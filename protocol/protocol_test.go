@@ -5,9 +5,13 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/wsgate/wsgate/hub"
+	codec "github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/protocol"
+	"github.com/wsgate/wsgate/room"
 )
 
 // The constants and docs/PROTOCOL.md must not drift apart: every code the
@@ -73,4 +77,79 @@ func TestCloseCodeString(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", uint16(code), got, want)
 		}
 	}
+}
+
+// The hub's codec has its own copy of the limits; they must agree with the
+// ones clients read here.
+func TestLimitsAgreeWithTheServerCodec(t *testing.T) {
+	if protocol.Subprotocol != codec.NativeSubprotocol || protocol.MaxID != codec.MaxID ||
+		protocol.MaxEventLen != codec.MaxEventLen || protocol.MaxRoomLen != codec.MaxRoomLen ||
+		protocol.MaxTokenLen != codec.MaxTokenLen {
+		t.Fatal("a limit or the subprotocol differs between package protocol and the hub's codec")
+	}
+	for _, name := range []string{"", "message:send", "a.b_c-d:9", "white space", "é", "<x>", strings.Repeat("e", 64), strings.Repeat("e", 65)} {
+		if protocol.ValidEvent(name) != codec.ValidEventName(name) {
+			t.Errorf("ValidEvent(%q) = %v, the codec says %v", name, protocol.ValidEvent(name), codec.ValidEventName(name))
+		}
+	}
+}
+
+// The hub declares its own codes and close codes; they must equal these.
+func TestHubConstantsMatch(t *testing.T) {
+	codes := map[string][2]string{
+		"INVALID_MESSAGE":     {protocol.CodeInvalidMessage, hub.CodeInvalidMessage},
+		"UNKNOWN_EVENT":       {protocol.CodeUnknownEvent, hub.CodeUnknownEvent},
+		"MESSAGE_TOO_LARGE":   {protocol.CodeMessageTooLarge, hub.CodeMessageTooLarge},
+		"RATE_LIMITED":        {protocol.CodeRateLimited, hub.CodeRateLimited},
+		"FORBIDDEN":           {protocol.CodeForbidden, hub.CodeForbidden},
+		"ROOM_LIMIT_EXCEEDED": {protocol.CodeRoomLimitExceeded, hub.CodeRoomLimitExceeded},
+		"UNAUTHORIZED":        {protocol.CodeUnauthorized, hub.CodeUnauthorized},
+		"TOKEN_EXPIRED":       {protocol.CodeTokenExpired, hub.CodeTokenExpired},
+		"TIMEOUT":             {protocol.CodeTimeout, hub.CodeTimeout},
+		"INTERNAL":            {protocol.CodeInternal, hub.CodeInternal},
+	}
+	for name, p := range codes {
+		if p[0] != p[1] || p[0] != name {
+			t.Errorf("%s: protocol %q, hub %q", name, p[0], p[1])
+		}
+	}
+	closes := map[protocol.CloseCode]int{
+		protocol.CloseUnauthorized:    int(hub.CloseUnauthorized),
+		protocol.CloseIdle:            int(hub.CloseIdle),
+		protocol.CloseTokenExpired:    int(hub.CloseTokenExpired),
+		protocol.CloseSlowConsumer:    int(hub.CloseSlowConsumer),
+		protocol.CloseConnectionLimit: int(hub.CloseConnectionLimit),
+	}
+	for p, h := range closes {
+		if int(p) != h {
+			t.Errorf("%v: hub has %d", p, h)
+		}
+	}
+}
+
+// Clients check room names with ValidRoom before sending them; the server
+// parses them with package room. Both must agree on every name.
+func TestValidRoomAgreesWithTheServer(t *testing.T) {
+	names := []string{
+		"", "global", "user:42", "tenant:acme", "conversation:9f1c-aa", "a:b:c", "A:1", "1a:x", "kind:",
+		":arg", "kind:sp ace", "kind:é", "kind:x/y", "k_-9:a.b_c~d@e+f-g", "user:%41",
+		strings.Repeat("k", 32), strings.Repeat("k", 33), "k:" + strings.Repeat("a", 96), "k:" + strings.Repeat("a", 97),
+		strings.Repeat("k", 32) + ":" + strings.Repeat("a", 95), strings.Repeat("k", 32) + ":" + strings.Repeat("a", 96),
+	}
+	for _, n := range names {
+		if protocol.ValidRoom(n) != room.Valid(n) {
+			t.Errorf("ValidRoom(%q) = %v, room.Valid = %v", n, protocol.ValidRoom(n), room.Valid(n))
+		}
+	}
+}
+
+func FuzzValidRoom(f *testing.F) {
+	for _, s := range []string{"user:42", "a:b:c", "k:" + strings.Repeat("a", 96)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, n string) {
+		if protocol.ValidRoom(n) != room.Valid(n) {
+			t.Fatalf("ValidRoom(%q) = %v, room.Valid = %v", n, protocol.ValidRoom(n), room.Valid(n))
+		}
+	})
 }
