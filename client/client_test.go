@@ -10,9 +10,11 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
+	"github.com/wsgate/wsgate/room"
 )
 
 func TestDial(t *testing.T) {
@@ -445,4 +447,32 @@ func TestRefreshKeepsTheConnectionPastTheFirstTokensExpiry(t *testing.T) {
 	if a.ConnID() != id || len(refreshed.phases()) != 2 {
 		t.Fatalf("refreshed client changed connection: states %v", refreshed.phases())
 	}
+}
+
+// A room rule that cannot decide (its database is down) is not a denial:
+// the client hears INTERNAL, not FORBIDDEN, and a denial stays FORBIDDEN.
+func TestJoinRuleFailureIsInternalNotForbidden(t *testing.T) {
+	h := newHub(t, func(o *hub.Options) {
+		p, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Rule{
+			"project": func(_ context.Context, _ auth.Identity, r room.Name) (bool, error) {
+				if r.Arg == "down" {
+					return false, errors.New("members database unreachable")
+				}
+				return r.Arg == "mine", nil
+			},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Rooms = p
+	})
+	s := startServer(t, h)
+	c := dial(t, s.options(t, "alice"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Join(ctx, "project:mine"); err != nil {
+		t.Fatalf("allowed join: %v", err)
+	}
+	wantServer(protocol.CodeForbidden)(t, c.Join(ctx, "project:theirs"))
+	wantServer(protocol.CodeInternal)(t, c.Join(ctx, "project:down"))
 }

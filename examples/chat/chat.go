@@ -158,7 +158,7 @@ func (s *server) newVerifier(cfg config) (*auth.JWT, error) {
 // middleware and the hub.
 func (s *server) newHub(verifier auth.Authenticator, throttle *guard.Throttle, limits *guard.Limits) (*hub.Hub, error) {
 	policy, err := room.NewPolicy(room.PolicyOptions{
-		Rules: map[string]room.Authorizer{conversationKind: room.AuthorizerFunc(s.dir.canJoinConversation)},
+		Rules: map[string]room.Rule{conversationKind: s.dir.canJoinConversation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
