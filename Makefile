@@ -3,7 +3,7 @@ GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test deps vet race bench benchcheck fuzz chat jstest e2e
+.PHONY: test deps vet race rules bench benchcheck fuzz chat jstest e2e
 
 test: deps vet race
 
@@ -18,6 +18,13 @@ vet:
 
 race:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The Prometheus alerting rules: syntax, then their unit tests. promtool
+# comes with Debian's prometheus package (CI installs it).
+PROMTOOL ?= promtool
+rules:
+	$(PROMTOOL) check rules deploy/prometheus/wsgate.rules.yml
+	$(PROMTOOL) test rules deploy/prometheus/wsgate.rules.test.yml
 
 # Micro-benchmarks of the hot paths.
 bench:

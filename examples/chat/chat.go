@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsgate/wsgate/auth"
@@ -98,6 +99,10 @@ func newServer(cfg config) (*server, error) {
 	if s.metrics, err = metrics.New(s.reg, metrics.Options{}); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
+	// The heap alert of deploy/prometheus reads the Go collector's gauges.
+	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
 	verifier, err := s.newVerifier(cfg)
 	if err != nil {
 		return nil, err
@@ -127,6 +132,9 @@ func newServer(cfg config) (*server, error) {
 	}
 	if s.hub, err = s.newHub(verifier, throttle, limits); err != nil {
 		return nil, err
+	}
+	if err := s.metrics.WatchReadiness(s.hub.Ready); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s.handler = s.routes(throttle, limits)
 	return s, nil
