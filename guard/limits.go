@@ -49,7 +49,7 @@ type LimitsOptions struct {
 	Observer Observer
 }
 
-// Limits caps concurrent connections per user and per node (S5). It counts on
+// Limits caps concurrent connections per user and per node. It counts on
 // this node only. Safe for concurrent use.
 type Limits struct {
 	perUser  int

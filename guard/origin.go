@@ -43,7 +43,7 @@ type OriginOptions struct {
 	Observer Observer
 }
 
-// Origins is an origin allowlist (S1). It is safe for concurrent use and
+// Origins is an origin allowlist. It is safe for concurrent use and
 // immutable after NewOrigins.
 type Origins struct {
 	exact        map[originKey]struct{}

@@ -10,7 +10,7 @@ import (
 	"github.com/wsgate/wsgate/protocol"
 )
 
-// Event names of the security log (S13). They are stable: operators alert on
+// Event names of the security log. They are stable: operators alert on
 // them.
 const (
 	eventOriginRejected   = "origin_rejected"

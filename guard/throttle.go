@@ -53,8 +53,8 @@ type ThrottleOptions struct {
 	Now func() time.Time
 }
 
-// Throttle limits how often each client IP may start a WebSocket handshake
-// (S6). Every client has a token bucket: it holds up to Burst tokens, refills
+// Throttle limits how often each client IP may start a WebSocket handshake.
+// Every client has a token bucket: it holds up to Burst tokens, refills
 // at Attempts per Window, and each handshake takes one. Safe for concurrent
 // use.
 //

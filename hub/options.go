@@ -90,7 +90,7 @@ type Options struct {
 	MaxRoomsPerConn int
 
 	// Presence records room membership in a store shared by every node, for
-	// Hub.Presence (R8). Default: none; Hub.Presence answers from this
+	// Hub.Presence. Default: none; Hub.Presence answers from this
 	// node's connections.
 	Presence Presence
 
@@ -105,7 +105,7 @@ type Options struct {
 	Sanitizer *sanitize.Sanitizer
 	// Observer receives operational events for metrics. Default: none.
 	Observer Observer
-	// Logger receives the security log (S13). Default: discard. Lines never
+	// Logger receives the security log. Default: discard. Lines never
 	// contain tokens or payloads.
 	Logger *slog.Logger
 

@@ -162,7 +162,7 @@ func (p *Policy) CanJoin(ctx context.Context, id auth.Identity, room string) err
 	return nil
 }
 
-// AutoRooms returns the rooms a connection joins when it connects (R1): its
+// AutoRooms returns the rooms a connection joins when it connects: its
 // user room, its tenant room when TenantID is set, and Global when it carries
 // globalRole. A room whose name would be invalid, because the id contains
 // bytes outside the argument alphabet, is left out rather than created under

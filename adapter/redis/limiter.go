@@ -103,7 +103,7 @@ type LimiterStats struct {
 }
 
 // Limiter caps each user's concurrent connections across every node that
-// shares a Redis (S5). It is the cluster-wide counterpart of guard.Limits'
+// shares a Redis. It is the cluster-wide counterpart of guard.Limits'
 // Admit, and plugs into hub.Options.Admit the same way.
 //
 // Every admitted connection holds a lease: a member of the sorted set

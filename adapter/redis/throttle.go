@@ -75,9 +75,9 @@ type ThrottleOptions struct {
 	Logger *slog.Logger
 }
 
-// Throttle is a rate limit shared by every node on one Redis (S6 across a
-// cluster): the generic cell rate algorithm (GCRA), the token bucket
-// stated as one timestamp per key. Each key stores its theoretical arrival
+// Throttle is a rate limit shared by every node on one Redis, such as a
+// cluster-wide handshake throttle: the generic cell rate algorithm
+// (GCRA), the token bucket stated as one timestamp per key. Each key stores its theoretical arrival
 // time (TAT): when its bucket would be full again. A request at time now
 // is allowed if TAT - now leaves room for one more within the burst
 // tolerance, and pushes TAT forward by one emission interval
