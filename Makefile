@@ -1,23 +1,44 @@
-# Newcomers: `make test` is the whole test suite, exactly what CI runs.
+# Newcomers: `make test` is the Go test suite (go vet and go test -race ./...).
+# CI (.ci/run) runs it, and also checks gofmt, runs `make rules`,
+# `make benchcheck` and `make e2e`.
 GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test deps vet race bench benchcheck fuzz chat jstest e2e
+.PHONY: test deps vet race rules bench benchcheck fuzz chat jstest e2e
 
 test: deps vet race
 
-# The Redis broker's tests start real redis-server processes.
+# The Redis broker's tests start real redis-server processes. Nothing is
+# installed (and no root is needed) when redis-server and redis-cli are on
+# the PATH; otherwise apt-get installs them when run as root, and any other
+# machine is told what to install.
 deps:
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+	@if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		echo "installing redis-server and redis-tools (the Redis broker's tests start their own servers)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools; }
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools; \
+	else \
+		echo "make test needs redis-server and redis-cli on the PATH (the Redis broker's tests start their own servers). Install Redis 7 or later:"; \
+		echo "  Debian/Ubuntu: sudo apt-get install redis-server redis-tools"; \
+		echo "  Fedora/RHEL:   sudo dnf install redis"; \
+		echo "  Alpine:        sudo apk add redis"; \
+		echo "  macOS:         brew install redis"; \
+		exit 1; \
+	fi
 
 vet:
 	$(GO) vet ./...
 
 race:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The Prometheus alerting rules: syntax, then their unit tests. promtool
+# comes with Debian's prometheus package (CI installs it).
+PROMTOOL ?= promtool
+rules:
+	$(PROMTOOL) check rules deploy/prometheus/wsgate.rules.yml
+	$(PROMTOOL) test rules deploy/prometheus/wsgate.rules.test.yml
 
 # Micro-benchmarks of the hot paths.
 bench:
@@ -32,6 +53,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./room -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzValidRoom -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz FuzzJWTAuthenticate -fuzztime $(FUZZTIME)
 	$(GO) test ./guard -run '^$$' -fuzz FuzzOriginAllow -fuzztime $(FUZZTIME)
 

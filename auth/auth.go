@@ -11,9 +11,9 @@ import (
 // from every handshake and from every in-band refresh.
 type Authenticator interface {
 	// Authenticate verifies token and returns who it stands for. A returned
-	// error wraps ErrNoToken, ErrInvalidToken, ErrTokenExpired or
-	// ErrTokenTooLarge, or is the context's error; its message never contains
-	// the token.
+	// error wraps ErrNoToken, ErrInvalidToken, ErrTokenExpired,
+	// ErrTokenTooLarge or ErrKeyLookup, or is the context's error; its
+	// message never contains the token.
 	Authenticate(ctx context.Context, token string) (Identity, error)
 }
 
@@ -43,6 +43,15 @@ var (
 	// ErrTokenTooLarge means the token exceeded the configured size limit and
 	// was refused without being parsed.
 	ErrTokenTooLarge = errors.New("auth: token too large")
+	// ErrKeyLookup means the verification keys could not be obtained (a
+	// JWKS endpoint is down or answers garbage), so the token could not be
+	// checked at all. It is not ErrInvalidToken: an outage of the identity
+	// provider must not look like a wave of forged tokens in logs and
+	// metrics.
+	ErrKeyLookup = errors.New("auth: verification keys unavailable")
+	// ErrUnknownKey is what a KeyFunc returns (wrapped) when it has no key
+	// for the token's kid and algorithm; the token is then invalid.
+	ErrUnknownKey = errors.New("auth: no key for the token")
 )
 
 // Errors returned by constructors such as NewJWT. They signal a deployment
@@ -60,10 +69,12 @@ var (
 )
 
 // Reason names an authentication error for logs and metric labels, from a
-// fixed set: "no_token", "expired", "too_large" or "invalid". It never
-// includes the token.
+// fixed set: "no_token", "expired", "too_large", "key_lookup" or "invalid".
+// It never includes the token.
 func Reason(err error) string {
 	switch {
+	case errors.Is(err, ErrKeyLookup):
+		return "key_lookup"
 	case errors.Is(err, ErrNoToken):
 		return "no_token"
 	case errors.Is(err, ErrTokenExpired):

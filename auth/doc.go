@@ -12,8 +12,8 @@
 // does not belong to the key, so HS/RS key confusion cannot be configured, and
 // it re-checks the key family on every token. Tokens must carry exp and sub,
 // are bounded in size before any parsing, and iss/aud are enforced when set.
-// Errors wrap ErrNoToken, ErrInvalidToken, ErrTokenExpired or
-// ErrTokenTooLarge and never contain the token, so they are safe to log.
+// Errors wrap ErrNoToken, ErrInvalidToken, ErrTokenExpired, ErrTokenTooLarge
+// or ErrKeyLookup and never contain the token, so they are safe to log.
 //
 // The smallest use, inside an http.Handler, before accepting the WebSocket:
 //
@@ -37,7 +37,26 @@
 //	}
 //	ctx := auth.NewContext(r.Context(), id)
 //
-// For keys published as JWKS, pass the Keyfunc of
-// github.com/MicahParks/keyfunc/v3 in JWTOptions.Keyfunc together with an
-// explicit JWTOptions.Algorithms.
+// For keys an identity provider publishes as a JSON Web Key Set, give its
+// URL instead of a key; rotation by kid, refresh and the algorithm
+// protections are built in (on github.com/MicahParks/keyfunc/v3), and a
+// JWKS outage fails with ErrKeyLookup ("key_lookup" from Reason), never
+// mistaken for forged tokens:
+//
+//	verifier, err := auth.NewJWT(auth.JWTOptions{
+//		JWKSURL:  "https://id.example.com/.well-known/jwks.json",
+//		Issuer:   "https://id.example.com/",
+//		Audience: "chat",
+//		// A service keeps its own claims in the identity:
+//		Claims: func(c map[string]any, id *auth.Identity) error {
+//			plan, _ := c["plan"].(string)
+//			id.Extra = Account{Plan: plan}
+//			return nil
+//		},
+//	})
+//	...
+//	defer verifier.Close() // stops the key refresh
+//	acct, ok := auth.ExtraAs[Account](id)
+//
+// Other key sources plug in through JWTOptions.KeyFunc.
 package auth

@@ -20,6 +20,21 @@ type Identity struct {
 	// connection at this instant unless the client refreshed in-band. The zero
 	// value means the credential does not expire.
 	ExpiresAt time.Time
+	// Extra is what the service keeps about the user beyond the fields
+	// above, typically set by JWTOptions.Claims from its own claims (a
+	// plan, an organisation, scopes). Store a value, or a pointer to data
+	// never modified afterwards: identities are copied and read
+	// concurrently. Read it with ExtraAs. Default nil.
+	Extra any
+}
+
+// ExtraAs returns id.Extra as a T, and whether it holds one:
+//
+//	type Account struct{ Plan, Org string }
+//	acct, ok := auth.ExtraAs[Account](ctx.Identity())
+func ExtraAs[T any](id Identity) (T, bool) {
+	v, ok := id.Extra.(T)
+	return v, ok
 }
 
 // HasRole reports whether the identity carries role.

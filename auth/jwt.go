@@ -36,8 +36,9 @@ const (
 	defaultRolesClaim    = "roles"
 )
 
-// JWTOptions configures NewJWT. Exactly one key source (HMACSecret, PublicKey
-// or Keyfunc) must be set; every other field has a safe default when zero.
+// JWTOptions configures NewJWT. Exactly one key source (HMACSecret,
+// PublicKey, JWKSURL or KeyFunc) must be set; every other field has a safe
+// default when zero.
 type JWTOptions struct {
 	// HMACSecret verifies HS256/HS384/HS512 tokens. It must be at least
 	// MinHMACSecretBytes long. Empty means unset. NewJWT copies it, so later
@@ -50,19 +51,33 @@ type JWTOptions struct {
 	// are refused: a verifier has no business holding one. Nil means unset.
 	PublicKey crypto.PublicKey
 
-	// Keyfunc looks the key up per token, typically from a JWKS endpoint via
-	// github.com/MicahParks/keyfunc/v3 (its Keyfunc method fits). Whatever key
-	// it returns must still belong to the token's algorithm family, so a JWKS
-	// that publishes an RSA key cannot be used to check an HS256 token.
-	// Algorithms is required with Keyfunc. Nil means unset.
-	Keyfunc jwt.Keyfunc
+	// JWKSURL is where the identity provider publishes its keys as a JSON
+	// Web Key Set (its jwks_uri). The set is fetched by NewJWT, refreshed
+	// and fetched again when a token names an unknown kid (a key rotation),
+	// as JWKS says; Close stops the refresh. It must be https, or http to a
+	// loopback host. A failed fetch is not fatal: tokens whose key is
+	// already known still verify, the others are refused with
+	// ErrKeyLookup until a fetch succeeds. HMAC ("oct") keys are never
+	// used. Empty means unset.
+	JWKSURL string
+	// JWKS tunes the fetching of JWKSURL.
+	JWKS JWKSOptions
+
+	// KeyFunc looks the keys up per token, for key sources other than a
+	// JWKS URL. Whatever keys it returns must still belong to the token's
+	// algorithm family (the others are ignored), so a source that
+	// publishes an RSA key cannot be used to check an HS256 token.
+	// Algorithms is required with KeyFunc. Nil means unset.
+	KeyFunc KeyFunc
 
 	// Algorithms is the allowlist of "alg" header values. Default: derived
 	// from the key — HS256, HS384, HS512 for HMACSecret; RS256, RS384, RS512,
 	// PS256, PS384, PS512 for RSA; the single ES algorithm of the ECDSA
-	// curve; EdDSA for Ed25519. Every entry must match the key's family;
-	// "none" is always refused. With Keyfunc there is no default, and
-	// symmetric (HS*) and asymmetric algorithms may not be mixed.
+	// curve; EdDSA for Ed25519; with JWKSURL every RS, PS, ES and EdDSA
+	// algorithm (each key still only verifies its own). Every entry must
+	// match the key's family; "none" is always refused, and so is HS* with
+	// JWKSURL. With KeyFunc there is no default, and symmetric (HS*) and
+	// asymmetric algorithms may not be mixed.
 	Algorithms []string
 
 	// Issuer, when non-empty, must equal the token's "iss" claim, which then
@@ -90,9 +105,27 @@ type JWTOptions struct {
 	// Default: "roles". A token without it authenticates with no roles.
 	RolesClaim string
 
+	// Claims, when set, runs after every other check passed, with the
+	// token's claims as decoded JSON (string, float64, bool, []any,
+	// map[string]any, nil) and the Identity built from them. It keeps what
+	// the service needs in id.Extra (a plan, an organisation, scopes) and
+	// may adjust TenantID and Roles; it may not change UserID or
+	// ExpiresAt. An error refuses the token as invalid. It must be safe
+	// for concurrent use. Default: none.
+	Claims func(claims map[string]any, id *Identity) error
+
 	// Now is the clock used for exp and nbf. Default: time.Now. Tests set it.
 	Now func() time.Time
 }
+
+// KeyFunc looks up the keys that may verify a token. alg is the token's
+// algorithm, already checked against the allowlist; kid is its "kid"
+// header, "" when it has none. It returns the candidate keys: each a
+// *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or, for HS
+// algorithms, a []byte secret. An error wrapping ErrUnknownKey makes the
+// token invalid; any other error means the keys could not be obtained,
+// and Authenticate fails with ErrKeyLookup. ctx is Authenticate's.
+type KeyFunc func(ctx context.Context, alg, kid string) ([]crypto.PublicKey, error)
 
 // JWT is an Authenticator for JSON Web Tokens (RFC 7519). It requires a valid
 // signature by an allowed algorithm of the configured key's family, an exp
@@ -100,22 +133,36 @@ type JWTOptions struct {
 // NewJWT; it is safe for concurrent use.
 type JWT struct {
 	parser      *jwt.Parser
-	keyfunc     jwt.Keyfunc
+	source      keySourceFunc
+	jwks        *jwks // nil unless JWKSURL is set
 	algs        []string
 	maxBytes    int
 	tenantClaim string
 	rolesClaim  string
+	claims      func(map[string]any, *Identity) error
 }
 
 // NewJWT validates opts and returns a JWT authenticator. It fails with an
 // error wrapping ErrNoKey when no key source is set and ErrInvalidOptions for
 // any other unsafe or contradictory setting; it never falls back to a default
-// key.
+// key. With JWKSURL it starts a goroutine that Close stops.
 func NewJWT(opts JWTOptions) (*JWT, error) {
-	source, algs, err := keySource(opts)
+	source, algs, set, err := keySource(opts)
 	if err != nil {
 		return nil, err
 	}
+	j, err := newJWT(opts, source, algs)
+	if err != nil {
+		if set != nil {
+			set.close()
+		}
+		return nil, err
+	}
+	j.jwks = set
+	return j, nil
+}
+
+func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) {
 	leeway := opts.Leeway
 	switch {
 	case leeway < 0 || leeway > MaxLeeway:
@@ -149,21 +196,25 @@ func NewJWT(opts JWTOptions) (*JWT, error) {
 		popts = append(popts, jwt.WithAudience(opts.Audience))
 	}
 
-	j := &JWT{
+	return &JWT{
 		parser:      jwt.NewParser(popts...),
+		source:      source,
 		algs:        algs,
 		maxBytes:    maxBytes,
 		tenantClaim: cmp.Or(opts.TenantClaim, defaultTenantClaim),
 		rolesClaim:  cmp.Or(opts.RolesClaim, defaultRolesClaim),
+		claims:      opts.Claims,
+	}, nil
+}
+
+// Close stops the refresh of JWKSURL; Authenticate then goes on with the
+// keys already fetched. It does nothing for other key sources. Close is
+// idempotent.
+func (j *JWT) Close() error {
+	if j.jwks != nil {
+		j.jwks.close()
 	}
-	j.keyfunc = func(t *jwt.Token) (any, error) {
-		key, err := source(t)
-		if err != nil {
-			return nil, &keyLookupError{err: err}
-		}
-		return keyForMethod(t.Method, key)
-	}
-	return j, nil
+	return nil
 }
 
 // Authenticate verifies token and maps its claims to an Identity. See
@@ -181,14 +232,47 @@ func (j *JWT) Authenticate(ctx context.Context, token string) (Identity, error) 
 		return Identity{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLarge, len(token), j.maxBytes)
 	}
 	claims := jwt.MapClaims{}
-	if t, err := j.parser.ParseWithClaims(token, claims, j.keyfunc); err != nil {
+	keyfunc := func(t *jwt.Token) (any, error) {
+		key, err := j.source(ctx, t)
+		if err != nil {
+			return nil, &keyLookupError{err: err}
+		}
+		return keyForMethod(t.Method, key)
+	}
+	if t, err := j.parser.ParseWithClaims(token, claims, keyfunc); err != nil {
 		return Identity{}, j.classify(t, err)
 	}
-	return j.identity(claims)
+	id, err := j.identity(claims)
+	if err != nil || j.claims == nil {
+		return id, err
+	}
+	return j.runClaimsHook(claims, id)
 }
 
-// keyLookupError carries an error from the user's Keyfunc through jwt's error
-// chain, so that a JWKS outage can be told apart from a forged token in logs.
+// runClaimsHook hands the verified claims to JWTOptions.Claims and checks
+// what it did to the identity: who and until when come from the token.
+func (j *JWT) runClaimsHook(claims jwt.MapClaims, id Identity) (Identity, error) {
+	user, exp := id.UserID, id.ExpiresAt
+	id.Roles = slices.Clone(id.Roles) // the hook may edit its copy
+	if err := j.claims(claims, &id); err != nil {
+		return Identity{}, fmt.Errorf("%w: claims hook: %w", ErrInvalidToken, err)
+	}
+	switch {
+	case id.UserID != user || !id.ExpiresAt.Equal(exp):
+		return Identity{}, fmt.Errorf("%w: claims hook changed UserID or ExpiresAt", ErrInvalidToken)
+	case id.TenantID != "" && !usableClaim(id.TenantID):
+		return Identity{}, fmt.Errorf("%w: claims hook set an unusable TenantID", ErrInvalidToken)
+	}
+	for _, r := range id.Roles {
+		if r == "" || !usableClaim(r) {
+			return Identity{}, fmt.Errorf("%w: claims hook set an unusable role", ErrInvalidToken)
+		}
+	}
+	return id, nil
+}
+
+// keyLookupError carries an error from the key source through jwt's error
+// chain, so that a JWKS outage can be told apart from a forged token.
 type keyLookupError struct{ err error }
 
 func (e *keyLookupError) Error() string { return "key lookup: " + e.err.Error() }
@@ -232,6 +316,9 @@ func (j *JWT) classify(t *jwt.Token, err error) error {
 		return fmt.Errorf("%w: %w", ErrInvalidToken, errKeyMismatch)
 	}
 	if ke, ok := errors.AsType[*keyLookupError](err); ok {
+		if errors.Is(ke, ErrKeyLookup) {
+			return ke
+		}
 		return fmt.Errorf("%w: %w", ErrInvalidToken, ke)
 	}
 	for _, reason := range claimReasons {

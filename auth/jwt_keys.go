@@ -2,11 +2,14 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -21,47 +24,110 @@ var supportedAlgorithms = []string{
 	"EdDSA",
 }
 
+// keySourceFunc returns the key (or a jwt.VerificationKeySet) for a token
+// whose algorithm is already allowed. Its errors wrap ErrKeyLookup when the
+// keys could not be obtained; any other error makes the token invalid.
+type keySourceFunc func(ctx context.Context, t *jwt.Token) (any, error)
+
+// asymmetricAlgorithms is JWKSURL's default allowlist: a published key set
+// holds public keys, so HMAC is never among them.
+var asymmetricAlgorithms = supportedAlgorithms[3:]
+
 // keySource validates the key options and returns where verification keys
-// come from and the algorithm allowlist that goes with them.
-func keySource(opts JWTOptions) (jwt.Keyfunc, []string, error) {
+// come from, the algorithm allowlist that goes with them and, for
+// JWKSURL, the key set to close.
+func keySource(opts JWTOptions) (keySourceFunc, []string, *jwks, error) {
 	n := 0
-	for _, set := range []bool{len(opts.HMACSecret) > 0, opts.PublicKey != nil, opts.Keyfunc != nil} {
+	for _, set := range []bool{len(opts.HMACSecret) > 0, opts.PublicKey != nil, opts.KeyFunc != nil, opts.JWKSURL != ""} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		return nil, nil, fmt.Errorf("%w: set one of HMACSecret, PublicKey or Keyfunc", ErrNoKey)
+		return nil, nil, nil, fmt.Errorf("%w: set one of HMACSecret, PublicKey, JWKSURL or KeyFunc", ErrNoKey)
 	case n > 1:
-		return nil, nil, fmt.Errorf("%w: set only one of HMACSecret, PublicKey and Keyfunc", ErrInvalidOptions)
+		return nil, nil, nil, fmt.Errorf("%w: set only one of HMACSecret, PublicKey, JWKSURL and KeyFunc", ErrInvalidOptions)
 	}
 
-	if opts.Keyfunc != nil {
+	switch {
+	case opts.KeyFunc != nil:
 		algs, err := keyfuncAlgorithms(opts.Algorithms)
-		return opts.Keyfunc, algs, err
+		return userKeys(opts.KeyFunc), algs, nil, err
+	case opts.JWKSURL != "":
+		algs, err := jwksAlgorithms(opts.Algorithms)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		set, err := newJWKS(opts.JWKSURL, opts.JWKS)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return set.key, algs, set, nil
 	}
 
 	var key any
 	if len(opts.HMACSecret) > 0 {
 		if len(opts.HMACSecret) < MinHMACSecretBytes {
-			return nil, nil, fmt.Errorf("%w: HMACSecret is %d bytes, need at least %d",
+			return nil, nil, nil, fmt.Errorf("%w: HMACSecret is %d bytes, need at least %d",
 				ErrInvalidOptions, len(opts.HMACSecret), MinHMACSecretBytes)
 		}
 		// A copy, so that a caller reusing its buffer cannot swap the key.
 		key = bytes.Clone(opts.HMACSecret)
 	} else {
 		if err := checkPublicKey(opts.PublicKey); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		key = opts.PublicKey
 	}
 
 	algs, err := staticAlgorithms(opts.Algorithms, key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return func(*jwt.Token) (any, error) { return key, nil }, algs, nil
+	return func(context.Context, *jwt.Token) (any, error) { return key, nil }, algs, nil, nil
+}
+
+// userKeys adapts a KeyFunc: ErrUnknownKey (or no key at all) makes the
+// token invalid, any other error is a key lookup failure.
+func userKeys(kf KeyFunc) keySourceFunc {
+	return func(ctx context.Context, t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := kf(ctx, t.Method.Alg(), kid)
+		switch {
+		case errors.Is(err, ErrUnknownKey):
+			return nil, err
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", ErrKeyLookup, err)
+		case len(keys) == 0:
+			return nil, ErrUnknownKey
+		case len(keys) == 1:
+			return keys[0], nil
+		}
+		set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, 0, len(keys))}
+		for _, k := range keys {
+			set.Keys = append(set.Keys, k)
+		}
+		return set, nil
+	}
+}
+
+// jwksAlgorithms validates the allowlist given with JWKSURL: asymmetric
+// algorithms only, all of them by default.
+func jwksAlgorithms(requested []string) ([]string, error) {
+	if len(requested) == 0 {
+		return slices.Clone(asymmetricAlgorithms), nil
+	}
+	for _, alg := range requested {
+		m, err := signingMethod(alg)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := m.(*jwt.SigningMethodHMAC); ok {
+			return nil, fmt.Errorf("%w: %s needs a shared secret, which a JWKS must not publish", ErrInvalidOptions, alg)
+		}
+	}
+	return slices.Clone(requested), nil
 }
 
 // checkPublicKey explains why a PublicKey option is unusable, if it is.
@@ -114,12 +180,12 @@ func staticAlgorithms(requested []string, key any) ([]string, error) {
 	return append([]string(nil), requested...), nil
 }
 
-// keyfuncAlgorithms validates the allowlist given with a Keyfunc. HS and
+// keyfuncAlgorithms validates the allowlist given with a KeyFunc. HS and
 // asymmetric algorithms may not be mixed: that combination is exactly the
 // setting in which a public key can be abused as an HMAC secret.
 func keyfuncAlgorithms(requested []string) ([]string, error) {
 	if len(requested) == 0 {
-		return nil, fmt.Errorf("%w: Algorithms is required with Keyfunc", ErrInvalidOptions)
+		return nil, fmt.Errorf("%w: Algorithms is required with KeyFunc", ErrInvalidOptions)
 	}
 	var hmac, asym bool
 	for _, alg := range requested {

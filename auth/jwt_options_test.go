@@ -1,6 +1,8 @@
 package auth_test
 
 import (
+	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,7 +17,7 @@ import (
 )
 
 func TestNewJWT(t *testing.T) {
-	keyfunc := func(*jwt.Token) (any, error) { return nil, errJWKSDown }
+	keyfunc := func(context.Context, string, string) ([]crypto.PublicKey, error) { return nil, errJWKSDown }
 	smallRSA := must(rsa.GenerateKey(rand.Reader, 1024))
 	p224 := must(ecdsa.GenerateKey(elliptic.P224(), rand.Reader))
 	tests := []struct {
@@ -27,7 +29,7 @@ func TestNewJWT(t *testing.T) {
 		{"rsa_public_key_is_accepted", auth.JWTOptions{PublicKey: &rsaKey().PublicKey}, nil},
 		{"ecdsa_public_key_is_accepted", auth.JWTOptions{PublicKey: &ecKey().PublicKey}, nil},
 		{"ed25519_public_key_is_accepted", auth.JWTOptions{PublicKey: edKey().Public()}, nil},
-		{"keyfunc_with_algorithms_is_accepted", auth.JWTOptions{Keyfunc: keyfunc, Algorithms: []string{"RS256", "ES256"}}, nil},
+		{"keyfunc_with_algorithms_is_accepted", auth.JWTOptions{KeyFunc: keyfunc, Algorithms: []string{"RS256", "ES256"}}, nil},
 		{"explicit_subset_of_the_key_family_is_accepted", auth.JWTOptions{PublicKey: &rsaKey().PublicKey, Algorithms: []string{"PS256"}}, nil},
 		{"leeway_of_five_minutes_is_accepted", auth.JWTOptions{HMACSecret: secret, Leeway: auth.MaxLeeway}, nil},
 
@@ -36,16 +38,16 @@ func TestNewJWT(t *testing.T) {
 		{"algorithms_alone_are_no_key", auth.JWTOptions{Algorithms: []string{"HS256"}}, auth.ErrNoKey},
 		{"short_secret_is_refused", auth.JWTOptions{HMACSecret: secret[:31]}, auth.ErrInvalidOptions},
 		{"none_algorithm_is_refused", auth.JWTOptions{HMACSecret: secret, Algorithms: []string{"HS256", "none"}}, auth.ErrInvalidOptions},
-		{"none_algorithm_is_refused_with_keyfunc", auth.JWTOptions{Keyfunc: keyfunc, Algorithms: []string{"none"}}, auth.ErrInvalidOptions},
+		{"none_algorithm_is_refused_with_keyfunc", auth.JWTOptions{KeyFunc: keyfunc, Algorithms: []string{"none"}}, auth.ErrInvalidOptions},
 		{"unknown_algorithm_is_refused", auth.JWTOptions{HMACSecret: secret, Algorithms: []string{"HS1024"}}, auth.ErrInvalidOptions},
 		{"hs256_with_an_rsa_key_is_refused", auth.JWTOptions{PublicKey: &rsaKey().PublicKey, Algorithms: []string{"RS256", "HS256"}}, auth.ErrInvalidOptions},
 		{"rs256_with_an_hmac_secret_is_refused", auth.JWTOptions{HMACSecret: secret, Algorithms: []string{"RS256"}}, auth.ErrInvalidOptions},
 		{"es384_with_a_p256_key_is_refused", auth.JWTOptions{PublicKey: &ecKey().PublicKey, Algorithms: []string{"ES384"}}, auth.ErrInvalidOptions},
 		{"eddsa_with_an_ecdsa_key_is_refused", auth.JWTOptions{PublicKey: &ecKey().PublicKey, Algorithms: []string{"EdDSA"}}, auth.ErrInvalidOptions},
 		{"secret_and_public_key_together_are_refused", auth.JWTOptions{HMACSecret: secret, PublicKey: &rsaKey().PublicKey}, auth.ErrInvalidOptions},
-		{"public_key_and_keyfunc_together_are_refused", auth.JWTOptions{PublicKey: &rsaKey().PublicKey, Keyfunc: keyfunc, Algorithms: []string{"RS256"}}, auth.ErrInvalidOptions},
-		{"keyfunc_without_algorithms_is_refused", auth.JWTOptions{Keyfunc: keyfunc}, auth.ErrInvalidOptions},
-		{"keyfunc_mixing_hmac_and_rsa_is_refused", auth.JWTOptions{Keyfunc: keyfunc, Algorithms: []string{"RS256", "HS256"}}, auth.ErrInvalidOptions},
+		{"public_key_and_keyfunc_together_are_refused", auth.JWTOptions{PublicKey: &rsaKey().PublicKey, KeyFunc: keyfunc, Algorithms: []string{"RS256"}}, auth.ErrInvalidOptions},
+		{"keyfunc_without_algorithms_is_refused", auth.JWTOptions{KeyFunc: keyfunc}, auth.ErrInvalidOptions},
+		{"keyfunc_mixing_hmac_and_rsa_is_refused", auth.JWTOptions{KeyFunc: keyfunc, Algorithms: []string{"RS256", "HS256"}}, auth.ErrInvalidOptions},
 		{"rsa_private_key_is_refused", auth.JWTOptions{PublicKey: rsaKey()}, auth.ErrInvalidOptions},
 		{"rsa_key_of_1024_bits_is_refused", auth.JWTOptions{PublicKey: &smallRSA.PublicKey}, auth.ErrInvalidOptions},
 		{"ecdsa_key_on_p224_is_refused", auth.JWTOptions{PublicKey: &p224.PublicKey}, auth.ErrInvalidOptions},

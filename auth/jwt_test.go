@@ -2,7 +2,9 @@ package auth_test
 
 import (
 	"context"
+	"crypto"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -24,15 +26,21 @@ func hs256(c jwt.MapClaims) func(testing.TB) string {
 	return func(tb testing.TB) string { return sign(tb, jwt.SigningMethodHS256, secret, c) }
 }
 
+// keys is a KeyFunc that returns ks whatever the token.
+func keys(ks ...crypto.PublicKey) auth.KeyFunc {
+	return func(context.Context, string, string) ([]crypto.PublicKey, error) { return ks, nil }
+}
+
 func TestJWT(t *testing.T) {
 	exp := now.Add(time.Hour)
 	tests := []struct {
-		name  string
-		opts  auth.JWTOptions
-		token func(testing.TB) string
-		want  *auth.Identity // on success; nil when an error is expected
-		errs  []error        // every one must match with errors.Is
-		not   error          // must not match
+		name   string
+		opts   auth.JWTOptions
+		token  func(testing.TB) string
+		want   *auth.Identity // on success; nil when an error is expected
+		errs   []error        // every one must match with errors.Is
+		not    error          // must not match
+		reason string         // auth.Reason of the error, when set
 	}{
 		// Happy paths, one per key family.
 		{
@@ -75,7 +83,7 @@ func TestJWT(t *testing.T) {
 			name: "keyfunc_key_is_used",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"RS256"},
-				Keyfunc:    func(*jwt.Token) (any, error) { return &rsaKey().PublicKey, nil },
+				KeyFunc:    keys(&rsaKey().PublicKey),
 			},
 			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodRS256, rsaKey(), claims()) },
 			want:  &auth.Identity{UserID: "user-1", ExpiresAt: exp},
@@ -84,9 +92,7 @@ func TestJWT(t *testing.T) {
 			name: "keyfunc_key_set_keeps_only_keys_of_the_token_family",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"ES256"},
-				Keyfunc: func(*jwt.Token) (any, error) {
-					return jwt.VerificationKeySet{Keys: []jwt.VerificationKey{&rsaKey().PublicKey, &ecKey().PublicKey}}, nil
-				},
+				KeyFunc:    keys(&rsaKey().PublicKey, &ecKey().PublicKey),
 			},
 			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodES256, ecKey(), claims()) },
 			want:  &auth.Identity{UserID: "user-1", ExpiresAt: exp},
@@ -161,7 +167,7 @@ func TestJWT(t *testing.T) {
 			name: "hs256_for_a_keyfunc_returning_an_rsa_key_is_refused",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"HS256"},
-				Keyfunc:    func(*jwt.Token) (any, error) { return &rsaKey().PublicKey, nil },
+				KeyFunc:    keys(&rsaKey().PublicKey),
 			},
 			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodHS256, rsaPEM(), claims()) },
 			errs:  []error{auth.ErrInvalidToken},
@@ -170,7 +176,7 @@ func TestJWT(t *testing.T) {
 			name: "keyfunc_returning_pem_bytes_for_an_rs256_allowlist_is_refused",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"RS256"},
-				Keyfunc:    func(*jwt.Token) (any, error) { return rsaPEM(), nil },
+				KeyFunc:    keys(rsaPEM()),
 			},
 			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodRS256, rsaKey(), claims()) },
 			errs:  []error{auth.ErrInvalidToken},
@@ -379,21 +385,54 @@ func TestJWT(t *testing.T) {
 
 		// Key lookup failures.
 		{
-			name: "keyfunc_error_is_invalid_and_kept_for_logs",
+			name: "keyfunc_error_is_a_key_lookup_failure_kept_for_logs",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"RS256"},
-				Keyfunc:    func(*jwt.Token) (any, error) { return nil, errJWKSDown },
+				KeyFunc:    func(context.Context, string, string) ([]crypto.PublicKey, error) { return nil, errJWKSDown },
 			},
-			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodRS256, rsaKey(), claims()) },
-			errs:  []error{auth.ErrInvalidToken, errJWKSDown},
+			token:  func(tb testing.TB) string { return sign(tb, jwt.SigningMethodRS256, rsaKey(), claims()) },
+			errs:   []error{auth.ErrKeyLookup, errJWKSDown},
+			reason: "key_lookup",
+		},
+		{
+			name: "keyfunc_unknown_key_is_invalid",
+			opts: auth.JWTOptions{
+				Algorithms: []string{"RS256"},
+				KeyFunc: func(context.Context, string, string) ([]crypto.PublicKey, error) {
+					return nil, fmt.Errorf("kid k9: %w", auth.ErrUnknownKey)
+				},
+			},
+			token:  func(tb testing.TB) string { return sign(tb, jwt.SigningMethodRS256, rsaKey(), claims()) },
+			errs:   []error{auth.ErrInvalidToken},
+			reason: "invalid",
+		},
+		{
+			name: "keyfunc_gets_the_algorithm_and_kid",
+			opts: auth.JWTOptions{
+				Algorithms: []string{"ES256"},
+				KeyFunc: func(_ context.Context, alg, kid string) ([]crypto.PublicKey, error) {
+					if alg != "ES256" || kid != "k1" {
+						return nil, fmt.Errorf("alg %q kid %q: %w", alg, kid, auth.ErrUnknownKey)
+					}
+					return []crypto.PublicKey{&ecKey().PublicKey}, nil
+				},
+			},
+			token: func(tb testing.TB) string {
+				tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims())
+				tok.Header["kid"] = "k1"
+				s, err := tok.SignedString(ecKey())
+				if err != nil {
+					tb.Fatal(err)
+				}
+				return s
+			},
+			want: &auth.Identity{UserID: "user-1", ExpiresAt: exp},
 		},
 		{
 			name: "keyfunc_key_set_without_a_fitting_key_is_refused",
 			opts: auth.JWTOptions{
 				Algorithms: []string{"ES256"},
-				Keyfunc: func(*jwt.Token) (any, error) {
-					return jwt.VerificationKeySet{Keys: []jwt.VerificationKey{&rsaKey().PublicKey}}, nil
-				},
+				KeyFunc:    keys(&rsaKey().PublicKey),
 			},
 			token: func(tb testing.TB) string { return sign(tb, jwt.SigningMethodES256, ecKey(), claims()) },
 			errs:  []error{auth.ErrInvalidToken},
@@ -414,6 +453,9 @@ func TestJWT(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatalf("Authenticate succeeded with %+v; want an error", id)
+			}
+			if tt.reason != "" && auth.Reason(err) != tt.reason {
+				t.Errorf("Reason(%v) = %q, want %q", err, auth.Reason(err), tt.reason)
 			}
 			for _, want := range tt.errs {
 				if !errors.Is(err, want) {

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // window is the upper bound of attempt n's wait (n from 0):
@@ -63,23 +63,25 @@ func judge(err error) verdict {
 		}
 		return verdict{}
 	}
-	if errors.Is(err, ErrProtocol) {
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrLoggedOut) {
 		return verdict{stop: true}
 	}
-	switch websocket.CloseStatus(err) {
-	case websocket.StatusUnsupportedData, websocket.StatusInvalidFramePayloadData, websocket.StatusMessageTooBig:
+	switch closeCode(err) {
+	case protocol.CloseUnsupportedData, protocol.CloseInvalidPayload, protocol.CloseMessageTooBig:
 		// 1003, 1007, 1009: this client sent something the server refuses;
 		// it would send it again.
 		return verdict{stop: true}
-	case websocket.StatusPolicyViolation:
+	case protocol.ClosePolicyViolation:
 		return verdict{floor: policyViolationWait}
-	case websocket.StatusServiceRestart:
+	case protocol.CloseServiceRestart:
 		return verdict{restart: true}
-	case CloseUnauthorized:
+	case protocol.CloseUnauthorized:
+		// Before the welcome: first-message authentication refused the
+		// credential. (After it, the connection ended with ErrLoggedOut.)
 		return verdict{auth: true}
-	case CloseIdle:
+	case protocol.CloseIdle:
 		return verdict{lazy: true}
-	case CloseConnectionLimit:
+	case protocol.CloseConnectionLimit:
 		return verdict{floor: connectionLimitWait}
 	}
 	// 1000, 1001, 1011, 1013, 4003 (Token supplies the fresh credential),

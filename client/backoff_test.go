@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsgate/wsgate/protocol"
 )
 
 func TestBackoffWindow(t *testing.T) {
@@ -90,8 +92,8 @@ func TestBackoffDelayIsFullJitter(t *testing.T) {
 // TestJudgeFollowsTheProtocol checks the reconnect policy against the close
 // codes and HTTP answers of docs/PROTOCOL.md.
 func TestJudgeFollowsTheProtocol(t *testing.T) {
-	closed := func(code websocket.StatusCode) error {
-		return fmt.Errorf("read: %w", websocket.CloseError{Code: code, Reason: "x"})
+	closed := func(code protocol.CloseCode) error {
+		return fmt.Errorf("read: %w", websocket.CloseError{Code: websocket.StatusCode(code), Reason: "x"})
 	}
 	refused := func(status int, retryAfter time.Duration) error {
 		return &HandshakeError{Status: status, RetryAfter: retryAfter}
@@ -102,20 +104,21 @@ func TestJudgeFollowsTheProtocol(t *testing.T) {
 		err  error
 		want verdict
 	}{
-		{"1000_normal_reconnects", closed(websocket.StatusNormalClosure), retry},
-		{"1001_going_away_reconnects", closed(websocket.StatusGoingAway), retry},
-		{"1003_unsupported_data_is_a_client_bug", closed(websocket.StatusUnsupportedData), verdict{stop: true}},
-		{"1007_invalid_utf8_is_a_client_bug", closed(websocket.StatusInvalidFramePayloadData), verdict{stop: true}},
-		{"1008_policy_violation_waits_10s", closed(websocket.StatusPolicyViolation), verdict{floor: 10 * time.Second}},
-		{"1009_too_big_is_a_client_bug", closed(websocket.StatusMessageTooBig), verdict{stop: true}},
-		{"1011_internal_error_reconnects", closed(websocket.StatusInternalError), retry},
-		{"1012_service_restart_restarts_the_backoff", closed(websocket.StatusServiceRestart), verdict{restart: true}},
-		{"1013_try_again_later_reconnects", closed(websocket.StatusTryAgainLater), retry},
-		{"4001_unauthorized_needs_a_new_token", closed(CloseUnauthorized), verdict{auth: true}},
-		{"4002_idle_reconnects_when_needed", closed(CloseIdle), verdict{lazy: true}},
-		{"4003_token_expired_reconnects", closed(CloseTokenExpired), retry},
-		{"4008_slow_consumer_reconnects", closed(CloseSlowConsumer), retry},
-		{"4029_connection_limit_waits_30s", closed(CloseConnectionLimit), verdict{floor: 30 * time.Second}},
+		{"1000_normal_reconnects", closed(protocol.CloseNormal), retry},
+		{"1001_going_away_reconnects", closed(protocol.CloseGoingAway), retry},
+		{"1003_unsupported_data_is_a_client_bug", closed(protocol.CloseUnsupportedData), verdict{stop: true}},
+		{"1007_invalid_utf8_is_a_client_bug", closed(protocol.CloseInvalidPayload), verdict{stop: true}},
+		{"1008_policy_violation_waits_10s", closed(protocol.ClosePolicyViolation), verdict{floor: 10 * time.Second}},
+		{"1009_too_big_is_a_client_bug", closed(protocol.CloseMessageTooBig), verdict{stop: true}},
+		{"1011_internal_error_reconnects", closed(protocol.CloseInternalError), retry},
+		{"1012_service_restart_restarts_the_backoff", closed(protocol.CloseServiceRestart), verdict{restart: true}},
+		{"1013_try_again_later_reconnects", closed(protocol.CloseTryAgainLater), retry},
+		{"4001_unauthorized_needs_a_new_token", closed(protocol.CloseUnauthorized), verdict{auth: true}},
+		{"4001_after_the_welcome_is_a_final_logout", fmt.Errorf("%w: %w", ErrLoggedOut, closed(protocol.CloseUnauthorized)), verdict{stop: true}},
+		{"4002_idle_reconnects_when_needed", closed(protocol.CloseIdle), verdict{lazy: true}},
+		{"4003_token_expired_reconnects", closed(protocol.CloseTokenExpired), retry},
+		{"4008_slow_consumer_reconnects", closed(protocol.CloseSlowConsumer), retry},
+		{"4029_connection_limit_waits_30s", closed(protocol.CloseConnectionLimit), verdict{floor: 30 * time.Second}},
 		{"network_loss_reconnects", errors.New("read tcp: connection reset by peer"), retry},
 		{"heartbeat_timeout_reconnects", ErrHeartbeatTimeout, retry},
 		{"own_slow_consumer_close_reconnects", ErrSlowConsumer, retry},

@@ -6,8 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/wsgate/wsgate/internal/protocol"
-	"github.com/wsgate/wsgate/room"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // Emit sends an event without asking for an answer. It waits for a
@@ -62,7 +61,7 @@ func Call[Out any](ctx context.Context, c *Client, event string, data any) (Out,
 // ErrTimeout or ErrDisconnected the outcome is unknown; Join is idempotent,
 // so call it again.
 func (c *Client) Join(ctx context.Context, name string) error {
-	if !room.Valid(name) {
+	if !protocol.ValidRoom(name) {
 		return fmt.Errorf("client: invalid room name %q", name)
 	}
 	// The room is remembered by the reader when the ack arrives, before the
@@ -74,7 +73,7 @@ func (c *Client) Join(ctx context.Context, name string) error {
 // Leave leaves room and forgets it at once, so that it is not rejoined even
 // if the leave itself fails.
 func (c *Client) Leave(ctx context.Context, name string) error {
-	if !room.Valid(name) {
+	if !protocol.ValidRoom(name) {
 		return fmt.Errorf("client: invalid room name %q", name)
 	}
 	c.forgetRoom(name)
@@ -120,7 +119,7 @@ func (c *Client) request(ctx context.Context, f outFrame, onAck func()) (json.Ra
 }
 
 func eventFrame(event string, data any) (outFrame, error) {
-	if !protocol.ValidEventName(event) {
+	if !protocol.ValidEvent(event) {
 		return outFrame{}, fmt.Errorf("client: invalid event name %q: 1-64 characters of [A-Za-z0-9:._-]", event)
 	}
 	f := outFrame{Type: "event", Event: event}

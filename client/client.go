@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // Phase is where a client is in its life.
@@ -66,9 +66,9 @@ type State struct {
 	// be rejoined and were forgotten (Connected).
 	Err error
 	// Code is Err's close code when a close frame ended the connection or
-	// attempt, -1 when something else did (network loss, HTTP refusal), 0
-	// without Err.
-	Code websocket.StatusCode
+	// attempt; 0 when something else did (network loss, HTTP refusal) or
+	// there is no Err.
+	Code protocol.CloseCode
 }
 
 // Event is an event the server sent: a broadcast to a room this connection
@@ -231,12 +231,18 @@ func (c *Client) closeReady() {
 
 // state reports st to OnState, in order with the events.
 func (c *Client) state(st State) {
-	if st.Err != nil {
-		st.Code = websocket.CloseStatus(st.Err)
-	}
+	st.Code = closeCode(st.Err)
 	if fn := c.opts.OnState; fn != nil {
 		c.cb.notify(func() { fn(st) })
 	}
+}
+
+// closeCode is the code of the close frame that ended err, 0 if none did.
+func closeCode(err error) protocol.CloseCode {
+	if s := websocket.CloseStatus(err); s > 0 {
+		return protocol.CloseCode(s)
+	}
+	return 0
 }
 
 // publish makes cn the connection calls use. lost are rooms that could not

@@ -10,8 +10,11 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
+	"github.com/wsgate/wsgate/room"
 )
 
 func TestDial(t *testing.T) {
@@ -85,11 +88,11 @@ func TestDialRefusals(t *testing.T) {
 				o.Token = staticToken("not-a-jwt")
 			},
 			check: func(t *testing.T, err error) {
-				if got := websocket.CloseStatus(err); got != client.CloseUnauthorized {
+				if got := websocket.CloseStatus(err); got != websocket.StatusCode(protocol.CloseUnauthorized) {
 					t.Fatalf("close status = %d (%v), want 4001", got, err)
 				}
 				var se *client.ServerError
-				if !errors.As(err, &se) || se.Code != client.CodeUnauthorized {
+				if !errors.As(err, &se) || se.Code != protocol.CodeUnauthorized {
 					t.Fatalf("err = %v, want it to carry the UNAUTHORIZED error frame", err)
 				}
 			},
@@ -174,10 +177,10 @@ func TestCall(t *testing.T) {
 		check func(t *testing.T, err error)
 	}{
 		{name: "ack_carries_the_typed_result", event: "echo", data: Text{"hi"}, want: Text{"hi"}},
-		{name: "handler_refusal_is_a_ServerError", event: "fail", data: Text{"x"}, check: wantServer(client.CodeForbidden)},
-		{name: "unknown_event_is_a_ServerError", event: "nope", data: Text{"x"}, check: wantServer(client.CodeUnknownEvent)},
-		{name: "data_failing_validation_is_INVALID_MESSAGE", event: "echo", data: Text{""}, check: wantServer(client.CodeInvalidMessage)},
-		{name: "unknown_field_is_INVALID_MESSAGE", event: "echo", data: map[string]any{"text": "a", "x": 1}, check: wantServer(client.CodeInvalidMessage)},
+		{name: "handler_refusal_is_a_ServerError", event: "fail", data: Text{"x"}, check: wantServer(protocol.CodeForbidden)},
+		{name: "unknown_event_is_a_ServerError", event: "nope", data: Text{"x"}, check: wantServer(protocol.CodeUnknownEvent)},
+		{name: "data_failing_validation_is_INVALID_MESSAGE", event: "echo", data: Text{""}, check: wantServer(protocol.CodeInvalidMessage)},
+		{name: "unknown_field_is_INVALID_MESSAGE", event: "echo", data: map[string]any{"text": "a", "x": 1}, check: wantServer(protocol.CodeInvalidMessage)},
 		{name: "invalid_event_name_is_refused_before_sending", event: "a b", check: wantErr},
 		{name: "unencodable_data_is_refused_before_sending", event: "echo", data: make(chan int), check: wantErr},
 	}
@@ -276,8 +279,8 @@ func TestJoinAndLeave(t *testing.T) {
 	}{
 		{"join_allowed_room_is_acked", func() error { return c.Join(ctx, "chat:1") }, nil},
 		{"join_again_is_idempotent", func() error { return c.Join(ctx, "chat:1") }, nil},
-		{"join_denied_kind_is_FORBIDDEN", func() error { return c.Join(ctx, "secret:1") }, wantServer(client.CodeForbidden)},
-		{"join_other_users_room_is_FORBIDDEN", func() error { return c.Join(ctx, "user:bob") }, wantServer(client.CodeForbidden)},
+		{"join_denied_kind_is_FORBIDDEN", func() error { return c.Join(ctx, "secret:1") }, wantServer(protocol.CodeForbidden)},
+		{"join_other_users_room_is_FORBIDDEN", func() error { return c.Join(ctx, "user:bob") }, wantServer(protocol.CodeForbidden)},
 		{"join_invalid_name_is_refused_before_sending", func() error { return c.Join(ctx, "Bad Room") }, wantErr},
 		{"leave_is_acked", func() error { return c.Join(ctx, "chat:2") }, nil},
 	}
@@ -337,7 +340,7 @@ func TestEventsAndErrorsReachTheCallbacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "OnError", func() bool { return len(rec.errs) == 1 })
-	if errs := rec.serverErrors(); errs[0].Code != client.CodeInvalidMessage {
+	if errs := rec.serverErrors(); errs[0].Code != protocol.CodeInvalidMessage {
 		t.Fatalf("OnError got %v, want INVALID_MESSAGE", errs[0])
 	}
 
@@ -375,9 +378,9 @@ func TestRefresh(t *testing.T) {
 		check func(t *testing.T, err error)
 	}{
 		{"fresh_token_of_the_same_user_is_acked", token(t, "alice", 2*time.Hour), nil},
-		{"token_of_another_user_is_UNAUTHORIZED", token(t, "mallory", time.Hour), wantServer(client.CodeUnauthorized)},
-		{"expired_token_is_TOKEN_EXPIRED", expiredToken(t, "alice"), wantServer(client.CodeTokenExpired)},
-		{"garbage_is_UNAUTHORIZED", "not-a-jwt", wantServer(client.CodeUnauthorized)},
+		{"token_of_another_user_is_UNAUTHORIZED", token(t, "mallory", time.Hour), wantServer(protocol.CodeUnauthorized)},
+		{"expired_token_is_TOKEN_EXPIRED", expiredToken(t, "alice"), wantServer(protocol.CodeTokenExpired)},
+		{"garbage_is_UNAUTHORIZED", "not-a-jwt", wantServer(protocol.CodeUnauthorized)},
 		{"empty_token_is_refused_before_sending", "", wantErr},
 	}
 	for _, tc := range cases {
@@ -431,7 +434,7 @@ func TestRefreshKeepsTheConnectionPastTheFirstTokensExpiry(t *testing.T) {
 	id := a.ConnID()
 
 	st := expired.waitPhase(t, client.Reconnecting, 1)
-	if st.Code != client.CloseTokenExpired {
+	if st.Code != protocol.CloseTokenExpired {
 		t.Fatalf("unrefreshed client: %+v, want close code 4003", st)
 	}
 	expired.waitPhase(t, client.Connected, 2)
@@ -446,36 +449,30 @@ func TestRefreshKeepsTheConnectionPastTheFirstTokensExpiry(t *testing.T) {
 	}
 }
 
-// TestWireConstantsMatchTheHub: the client keeps its own copy of the wire
-// constants so that it does not import the server; they must not drift.
-func TestWireConstantsMatchTheHub(t *testing.T) {
-	codes := map[string][2]string{
-		"INVALID_MESSAGE":     {client.CodeInvalidMessage, hub.CodeInvalidMessage},
-		"UNKNOWN_EVENT":       {client.CodeUnknownEvent, hub.CodeUnknownEvent},
-		"MESSAGE_TOO_LARGE":   {client.CodeMessageTooLarge, hub.CodeMessageTooLarge},
-		"RATE_LIMITED":        {client.CodeRateLimited, hub.CodeRateLimited},
-		"FORBIDDEN":           {client.CodeForbidden, hub.CodeForbidden},
-		"ROOM_LIMIT_EXCEEDED": {client.CodeRoomLimitExceeded, hub.CodeRoomLimitExceeded},
-		"UNAUTHORIZED":        {client.CodeUnauthorized, hub.CodeUnauthorized},
-		"TOKEN_EXPIRED":       {client.CodeTokenExpired, hub.CodeTokenExpired},
-		"TIMEOUT":             {client.CodeTimeout, hub.CodeTimeout},
-		"INTERNAL":            {client.CodeInternal, hub.CodeInternal},
-	}
-	for name, p := range codes {
-		if p[0] != p[1] || p[0] != name {
-			t.Errorf("%s: client %q, hub %q", name, p[0], p[1])
+// A room rule that cannot decide (its database is down) is not a denial:
+// the client hears INTERNAL, not FORBIDDEN, and a denial stays FORBIDDEN.
+func TestJoinRuleFailureIsInternalNotForbidden(t *testing.T) {
+	h := newHub(t, func(o *hub.Options) {
+		p, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Rule{
+			"project": func(_ context.Context, _ auth.Identity, r room.Name) (bool, error) {
+				if r.Arg == "down" {
+					return false, errors.New("members database unreachable")
+				}
+				return r.Arg == "mine", nil
+			},
+		}})
+		if err != nil {
+			t.Fatal(err)
 		}
+		o.Rooms = p
+	})
+	s := startServer(t, h)
+	c := dial(t, s.options(t, "alice"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Join(ctx, "project:mine"); err != nil {
+		t.Fatalf("allowed join: %v", err)
 	}
-	closes := map[string][2]websocket.StatusCode{
-		"unauthorized":     {client.CloseUnauthorized, hub.CloseUnauthorized},
-		"idle":             {client.CloseIdle, hub.CloseIdle},
-		"token_expired":    {client.CloseTokenExpired, hub.CloseTokenExpired},
-		"slow_consumer":    {client.CloseSlowConsumer, hub.CloseSlowConsumer},
-		"connection_limit": {client.CloseConnectionLimit, hub.CloseConnectionLimit},
-	}
-	for name, p := range closes {
-		if p[0] != p[1] {
-			t.Errorf("%s: client %d, hub %d", name, p[0], p[1])
-		}
-	}
+	wantServer(protocol.CodeForbidden)(t, c.Join(ctx, "project:theirs"))
+	wantServer(protocol.CodeInternal)(t, c.Join(ctx, "project:down"))
 }

@@ -13,8 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/wsgate/wsgate/auth"
-	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // outFrame is a client envelope; only the fields its type needs are sent.
@@ -53,6 +52,7 @@ type conn struct {
 	token   string // the credential it authenticated with, to tell a new one from a refused one
 	welcome welcome
 	early   []inFrame // events that came before the welcome; handshake only
+	bye     string    // the reason of the server's bye; the reading goroutine's
 	started time.Time
 
 	ctx    context.Context // bounds reads and writes; cancelled when the connection is over
@@ -101,12 +101,12 @@ func (c *Client) connect(ctx context.Context, refused string, cause error) (*con
 	if c.opts.Origin != "" {
 		hdr.Set("Origin", c.opts.Origin)
 	}
-	protos := []string{protocol.NativeSubprotocol}
+	protos := []string{protocol.Subprotocol}
 	switch c.opts.TokenVia {
 	case TokenHeader:
 		hdr.Set("Authorization", "Bearer "+tok)
 	case TokenSubprotocol:
-		protos = append(protos, auth.SubprotocolPrefix+tok)
+		protos = append(protos, protocol.BearerPrefix+tok)
 	}
 	cn := &conn{c: c, token: tok, done: make(chan struct{}), pending: make(map[uint64]*pending)}
 	ws, resp, err := websocket.Dial(ctx, c.opts.URL, &websocket.DialOptions{
@@ -121,9 +121,9 @@ func (c *Client) connect(ctx context.Context, refused string, cause error) (*con
 		}
 		return nil, tok, fmt.Errorf("client: dial: %w", err)
 	}
-	if p := ws.Subprotocol(); p != protocol.NativeSubprotocol {
+	if p := ws.Subprotocol(); p != protocol.Subprotocol {
 		ws.Close(websocket.StatusProtocolError, "wsgate.v1 required")
-		return nil, tok, fmt.Errorf("%w: server selected subprotocol %q, not %s", ErrProtocol, p, protocol.NativeSubprotocol)
+		return nil, tok, fmt.Errorf("%w: server selected subprotocol %q, not %s", ErrProtocol, p, protocol.Subprotocol)
 	}
 	ws.SetReadLimit(c.opts.MaxMessageBytes)
 	cn.ws = ws
@@ -201,7 +201,7 @@ func (cn *conn) readLoop() {
 	for {
 		typ, b, err := cn.ws.Read(cn.ctx)
 		if err != nil {
-			cn.end(err)
+			cn.end(cn.loggedOut(err))
 			return
 		}
 		cn.lastSeen.Store(time.Now().UnixNano())
@@ -218,11 +218,22 @@ func (cn *conn) readLoop() {
 		}
 		if !cn.handle(f) {
 			cn.fail(ErrSlowConsumer)
-			_ = cn.ws.Close(CloseSlowConsumer, "slow consumer")
+			_ = cn.ws.Close(websocket.StatusCode(protocol.CloseSlowConsumer), "slow consumer")
 			cn.end(ErrSlowConsumer)
 			return
 		}
 	}
+}
+
+// loggedOut wraps ErrLoggedOut around the end of an established
+// connection that the server closed with CloseUnauthorized: only
+// hub.DisconnectUser does that after the welcome, and a reconnect would
+// undo a logout or a revocation.
+func (cn *conn) loggedOut(err error) error {
+	if closeCode(err) != protocol.CloseUnauthorized {
+		return err
+	}
+	return fmt.Errorf("%w (reason %q): %w", ErrLoggedOut, cn.bye, err)
 }
 
 // handle routes one frame; false means the event queue is full.
@@ -253,6 +264,7 @@ func (cn *conn) handle(f inFrame) bool {
 			Reason string `json:"reason"`
 		}
 		_ = json.Unmarshal(f.Data, &d)
+		cn.bye = d.Reason
 		c.log.Info("bye", slog.String("conn_id", cn.welcome.ConnectionID), slog.String("reason", d.Reason))
 	}
 	return true

@@ -1,7 +1,8 @@
 // Package client is the Go client of the wsgate wire protocol (wsgate.v1,
 // docs/PROTOCOL.md): a connection to a hub that authenticates, calls events
 // with acks, receives events, joins rooms, refreshes its token in-band, and
-// comes back by itself after a drop.
+// comes back by itself after a drop. Error codes and close codes are those
+// of package protocol; the client imports nothing of the server.
 //
 // The smallest use:
 //
@@ -40,7 +41,8 @@
 //	4008 slow consumer (either side)       yes, backoff; events were lost: resynchronise
 //	4029 connection limit                  yes, after 30 s plus backoff
 //	4002 idle                              when needed: on the next Emit, Call, Join, Leave or Refresh
-//	4001 / HTTP 401 unauthorized           only if Token returns a different token; stop if that is refused too
+//	4001 before the welcome, HTTP 401      only if Token returns a different token; stop if that is refused too
+//	4001 on an established connection      no: the server logged the user out (ErrLoggedOut, with the bye's reason)
 //	1003, 1007, 1009 (client bugs)         no
 //	HTTP 403 origin, 400 no subprotocol    no
 //	HTTP 429, 503                          yes, after Retry-After plus backoff

@@ -45,8 +45,8 @@ func newHub(t testing.TB, configure func(*hub.Options)) *hub.Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allow := room.AuthorizerFunc(func(context.Context, auth.Identity, string) error { return nil })
-	policy, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Authorizer{"chat": allow}})
+	allow := func(context.Context, auth.Identity, room.Name) (bool, error) { return true, nil }
+	policy, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Rule{"chat": allow}})
 	if err != nil {
 		t.Fatal(err)
 	}

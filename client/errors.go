@@ -9,39 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coder/websocket"
-)
-
-// Error codes the server sends in error frames and handshake refusals
-// (docs/PROTOCOL.md). They are the values of ServerError.Code and
-// HandshakeError.Code.
-const (
-	CodeInvalidMessage    = "INVALID_MESSAGE"
-	CodeUnknownEvent      = "UNKNOWN_EVENT"
-	CodeMessageTooLarge   = "MESSAGE_TOO_LARGE"
-	CodeRateLimited       = "RATE_LIMITED"
-	CodeForbidden         = "FORBIDDEN"
-	CodeRoomLimitExceeded = "ROOM_LIMIT_EXCEEDED"
-	CodeUnauthorized      = "UNAUTHORIZED"
-	CodeTokenExpired      = "TOKEN_EXPIRED"
-	CodeTimeout           = "TIMEOUT"
-	CodeInternal          = "INTERNAL"
-)
-
-// Close codes wsgate uses beyond the RFC 6455 ones. State.Code carries them;
-// the reconnect policy of each is in the package documentation.
-const (
-	// CloseUnauthorized: first-message authentication failed or timed out.
-	CloseUnauthorized websocket.StatusCode = 4001
-	// CloseIdle: the connection sent nothing for the server's idle timeout.
-	CloseIdle websocket.StatusCode = 4002
-	// CloseTokenExpired: the credential expired and was not refreshed.
-	CloseTokenExpired websocket.StatusCode = 4003
-	// CloseSlowConsumer: a send queue overflowed, the server's or (sent by
-	// this client) the event queue of Options.EventQueue.
-	CloseSlowConsumer websocket.StatusCode = 4008
-	// CloseConnectionLimit: the user holds too many connections.
-	CloseConnectionLimit websocket.StatusCode = 4029
+	"github.com/wsgate/wsgate/protocol"
 )
 
 var (
@@ -73,6 +41,13 @@ var (
 	// not even a ping, for twice its announced heartbeat interval (at least
 	// 5 s): a dead path that TCP alone may take minutes to notice.
 	ErrHeartbeatTimeout = errors.New("client: no traffic from the server")
+	// ErrLoggedOut ends a client whose established connection the server
+	// closed with protocol.CloseUnauthorized: the server disconnected the
+	// user (hub.DisconnectUser, e.g. at logout or when access was
+	// revoked). The client does not reconnect, not even with a fresh token:
+	// the application decides whether to sign in again. The error says the
+	// reason the server gave in its "bye".
+	ErrLoggedOut = errors.New("client: logged out by the server")
 	// ErrProtocol reports a server that does not speak wsgate.v1: it did not
 	// select the subprotocol, or what it sent before the welcome was not
 	// JSON envelopes, or the welcome was malformed. The client does not
@@ -84,7 +59,8 @@ var (
 // (through Options.OnError) one answering nothing in particular. Message is
 // generic: details stay in the server's log.
 type ServerError struct {
-	// Code is one of the Code constants, e.g. CodeForbidden.
+	// Code is one of the protocol.Code constants, e.g.
+	// protocol.CodeForbidden.
 	Code string
 	// Message is the server's client-safe text.
 	Message string
@@ -97,7 +73,7 @@ func (e *ServerError) Error() string { return "client: server error " + e.Code +
 // that one check covers the server's handler deadline and the local ack
 // timeout.
 func (e *ServerError) Is(target error) bool {
-	return target == ErrTimeout && e.Code == CodeTimeout
+	return target == ErrTimeout && e.Code == protocol.CodeTimeout
 }
 
 // HandshakeError is a refusal before the upgrade: the server answered the
@@ -105,8 +81,8 @@ func (e *ServerError) Is(target error) bool {
 type HandshakeError struct {
 	// Status is the HTTP status: 400, 401, 403, 429, 503...
 	Status int
-	// Code is the body's code, e.g. "FORBIDDEN" or
-	// "CONNECTION_LIMIT_EXCEEDED"; empty if the body was not wsgate's.
+	// Code is the body's code, e.g. protocol.CodeForbidden or
+	// protocol.CodeConnectionLimit; empty if the body was not wsgate's.
 	Code string
 	// Message is the body's client-safe message.
 	Message string

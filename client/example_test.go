@@ -32,8 +32,8 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	open := room.AuthorizerFunc(func(context.Context, auth.Identity, string) error { return nil })
-	rooms, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Authorizer{"chat": open}})
+	open := func(context.Context, auth.Identity, room.Name) (bool, error) { return true, nil }
+	rooms, err := room.NewPolicy(room.PolicyOptions{Rules: map[string]room.Rule{"chat": open}})
 	if err != nil {
 		panic(err)
 	}

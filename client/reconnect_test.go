@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // fastBackoff keeps reconnect tests quick.
@@ -65,7 +67,7 @@ func TestReconnectAfterTheServerIsKilled(t *testing.T) {
 		t.Fatal("call in flight did not fail")
 	}
 	st := rec.waitPhase(t, client.Reconnecting, 1)
-	if st.Attempt != 1 || st.Code != -1 || st.Err == nil {
+	if st.Attempt != 1 || st.Code != 0 || st.Err == nil {
 		t.Fatalf("first Reconnecting = %+v, want attempt 1 after a drop without close frame", st)
 	}
 	// Let a few attempts hit the closed port before the node comes back.
@@ -132,7 +134,7 @@ func TestGracefulShutdownMovesTheClientToAnotherHub(t *testing.T) {
 	shutdown(first)
 
 	st := rec.waitPhase(t, client.Reconnecting, 1)
-	if st.Code != websocket.StatusServiceRestart || st.Delay >= opts.Backoff.Min {
+	if st.Code != protocol.CloseServiceRestart || st.Delay >= opts.Backoff.Min {
 		t.Fatalf("Reconnecting = %+v, want code 1012 and a delay under %v", st, opts.Backoff.Min)
 	}
 	rec.waitPhase(t, client.Connected, 2)
@@ -159,9 +161,21 @@ func TestTerminalCausesStopReconnecting(t *testing.T) {
 		client    func(t *testing.T, o *client.Options)
 		// drop ends the first connection; s serves the hub, c is the client.
 		drop       func(t *testing.T, s *server, c *client.Client)
-		handshakes int // the policy allows after the drop
+		handshakes int  // the policy allows after the drop
+		final      bool // the client must go to Closed without Reconnecting first
 		check      func(t *testing.T, cause error)
 	}{
+		{
+			name:  "4001_logout_by_the_server_is_final",
+			drop:  logout,
+			final: true,
+			check: func(t *testing.T, cause error) {
+				if !errors.Is(cause, client.ErrLoggedOut) || websocket.CloseStatus(cause) != websocket.StatusCode(protocol.CloseUnauthorized) ||
+					!strings.Contains(cause.Error(), `"logout"`) {
+					t.Fatalf("cause = %v, want ErrLoggedOut with close code 4001 and the bye's reason", cause)
+				}
+			},
+		},
 		{
 			name:      "4001_and_Token_returns_the_refused_token_again",
 			firstAuth: true,
@@ -171,7 +185,7 @@ func TestTerminalCausesStopReconnecting(t *testing.T) {
 			},
 			drop:       dropConns,
 			handshakes: 1,
-			check:      wantClose(client.CloseUnauthorized),
+			check:      wantClose(protocol.CloseUnauthorized),
 		},
 		{
 			name:      "4001_and_the_new_token_is_refused_too",
@@ -182,7 +196,7 @@ func TestTerminalCausesStopReconnecting(t *testing.T) {
 			},
 			drop:       dropConns,
 			handshakes: 2,
-			check:      wantClose(client.CloseUnauthorized),
+			check:      wantClose(protocol.CloseUnauthorized),
 		},
 		{
 			name: "401_and_Token_keeps_returning_an_expired_token",
@@ -211,7 +225,7 @@ func TestTerminalCausesStopReconnecting(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			check: wantClose(websocket.StatusMessageTooBig),
+			check: wantClose(protocol.CloseMessageTooBig),
 		},
 		{
 			name:   "MaxAttempts_failed_attempts_in_a_row",
@@ -246,6 +260,12 @@ func TestTerminalCausesStopReconnecting(t *testing.T) {
 
 			st := rec.waitPhase(t, client.Closed, 1)
 			tc.check(t, st.Err)
+			if st.Code != closeCodeOf(st.Err) {
+				t.Fatalf("State.Code = %v, want %v", st.Code, closeCodeOf(st.Err))
+			}
+			if phases := rec.phases(); tc.final && slices.Contains(phases, client.Reconnecting) {
+				t.Fatalf("phases %v: a final cause must not report Reconnecting", phases)
+			}
 			if n := len(s.arrivals()); n != tc.handshakes {
 				t.Fatalf("%d handshakes after the drop, want %d", n, tc.handshakes)
 			}
@@ -279,10 +299,27 @@ func goodThen(good string, next func(n int) string) func(context.Context) (strin
 
 func dropConns(_ *testing.T, s *server, _ *client.Client) { s.dropConns() }
 
-func wantClose(code websocket.StatusCode) func(*testing.T, error) {
+// logout disconnects alice server-side, as a service does at logout.
+func logout(t *testing.T, s *server, _ *client.Client) {
+	s.mu.Lock()
+	h := s.handler.(*hub.Hub)
+	s.mu.Unlock()
+	if err := h.DisconnectUser(context.Background(), "alice", "logout"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func closeCodeOf(err error) protocol.CloseCode {
+	if s := websocket.CloseStatus(err); s > 0 {
+		return protocol.CloseCode(s)
+	}
+	return 0
+}
+
+func wantClose(code protocol.CloseCode) func(*testing.T, error) {
 	return func(t *testing.T, err error) {
 		t.Helper()
-		if got := websocket.CloseStatus(err); got != code {
+		if got := closeCodeOf(err); got != code {
 			t.Fatalf("cause = %v (close status %d), want %d", err, got, code)
 		}
 	}
@@ -299,7 +336,7 @@ func TestIdleCloseReconnectsWhenNeeded(t *testing.T) {
 	c := dial(t, opts)
 
 	st := rec.waitPhase(t, client.Idle, 1)
-	if st.Code != client.CloseIdle {
+	if st.Code != protocol.CloseIdle {
 		t.Fatalf("Idle = %+v, want code 4002", st)
 	}
 	if c.ConnID() != "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -73,7 +74,7 @@ func TestRejoin(t *testing.T) {
 		s.dropConns()
 		st := rec.waitPhase(t, client.Connected, 2)
 		var se *client.ServerError
-		if !errors.As(st.Err, &se) || se.Code != client.CodeForbidden {
+		if !errors.As(st.Err, &se) || se.Code != protocol.CodeForbidden {
 			t.Fatalf("Connected = %+v, want the FORBIDDEN rejoin reported", st)
 		}
 		// Forgotten: the next reconnect does not ask again (or it would be
@@ -96,7 +97,7 @@ func joinPaced(t *testing.T, c *client.Client, name string) {
 		switch {
 		case err == nil:
 			return
-		case errors.As(err, &se) && se.Code == client.CodeRateLimited && time.Now().Before(deadline):
+		case errors.As(err, &se) && se.Code == protocol.CodeRateLimited && time.Now().Before(deadline):
 			time.Sleep(250 * time.Millisecond)
 		default:
 			t.Fatalf("join %s: %v", name, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // rejoinRateLimitWait is the pause after the server rate-limited a rejoin:
@@ -202,7 +204,7 @@ func (c *Client) rejoinOne(cn *conn, room string) error {
 		_, err := cn.call(ctx, outFrame{Type: "join", Room: room}, nil)
 		cancel()
 		var se *ServerError
-		if errors.As(err, &se) && se.Code == CodeRateLimited && try < 5 {
+		if errors.As(err, &se) && se.Code == protocol.CodeRateLimited && try < 5 {
 			if !c.sleep(rejoinRateLimitWait) {
 				return ErrClosed
 			}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/inflight"
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // Retry-After values of the connection limits. A slot frees only when some
@@ -49,7 +49,7 @@ type LimitsOptions struct {
 	Observer Observer
 }
 
-// Limits caps concurrent connections per user and per node (S5). It counts on
+// Limits caps concurrent connections per user and per node. It counts on
 // this node only. Safe for concurrent use.
 type Limits struct {
 	perUser  int
@@ -94,16 +94,13 @@ func (l *Limits) Middleware(next http.Handler) http.Handler {
 		info := infoOf(r, "")
 		if l.inFlight.Add(1) > l.perNode {
 			l.inFlight.Add(-1)
-			l.obs.Refused(eventNodeFull)
-			logRefusal(r.Context(), l.log, eventNodeFull, info, "")
-			e := &reject.Error{
+			refuse(w, r, l.obs, l.log, eventNodeFull, info, &protocol.Refusal{
 				Status:     http.StatusServiceUnavailable,
-				Code:       reject.CodeUnavailable,
+				Code:       protocol.CodeUnavailable,
 				Message:    "server is at capacity",
 				RetryAfter: nodeFullRetryAfter,
 				Err:        ErrNodeFull,
-			}
-			e.WriteTo(w)
+			})
 			return
 		}
 		ctx, done := inflight.Track(withReqInfo(r.Context(), info), func() { l.inFlight.Add(-1) })
@@ -115,8 +112,10 @@ func (l *Limits) Middleware(next http.Handler) http.Handler {
 // Admit takes one of userID's connection slots. The hub calls it right after
 // authentication, before the upgrade whenever the credential came with the
 // request, so that a refusal is still an HTTP answer. Over the limit it
-// returns a *reject.Error with status 429, code CONNECTION_LIMIT_EXCEEDED and
-// a Retry-After, wrapping ErrUserLimit. It fails if ctx is already done.
+// returns a *protocol.Refusal with status 429, code CONNECTION_LIMIT_EXCEEDED
+// and a Retry-After, wrapping ErrUserLimit. It fails if ctx is already done.
+// It logs the refusal but does not count it: its caller (the hub) counts
+// every admission refusal by its code.
 //
 // release gives the slot back; it is never nil (a no-op on error) and may be
 // called any number of times, so it can be both deferred and called early.
@@ -132,9 +131,9 @@ func (l *Limits) Admit(ctx context.Context, userID string) (release func(), err 
 	if n >= l.perUser {
 		l.mu.Unlock()
 		logRefusal(ctx, l.log, eventUserLimit, reqInfoFrom(ctx), userID)
-		return func() {}, &reject.Error{
+		return func() {}, &protocol.Refusal{
 			Status:     http.StatusTooManyRequests,
-			Code:       reject.CodeConnectionLimit,
+			Code:       protocol.CodeConnectionLimit,
 			Message:    "too many connections for this user",
 			RetryAfter: userLimitRetryAfter,
 			Err:        ErrUserLimit,

@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsgate/wsgate/guard"
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 func newTestLimits(t testing.TB, opts guard.LimitsOptions) *guard.Limits {
@@ -45,12 +45,12 @@ func TestLimitsAdmit(t *testing.T) {
 			}
 		}
 		release, err := l.Admit(ctx, "alice")
-		var re *reject.Error
+		var re *protocol.Refusal
 		if !errors.As(err, &re) || !errors.Is(err, guard.ErrUserLimit) {
-			t.Fatalf("Admit over the limit = %v, want a *reject.Error wrapping ErrUserLimit", err)
+			t.Fatalf("Admit over the limit = %v, want a *protocol.Refusal wrapping ErrUserLimit", err)
 		}
-		if re.Status != http.StatusTooManyRequests || re.Code != reject.CodeConnectionLimit || re.RetryAfter <= 0 {
-			t.Errorf("refusal = %+v, want 429 %s with a Retry-After", re, reject.CodeConnectionLimit)
+		if re.Status != http.StatusTooManyRequests || re.Code != protocol.CodeConnectionLimit || re.RetryAfter <= 0 {
+			t.Errorf("refusal = %+v, want 429 %s with a Retry-After", re, protocol.CodeConnectionLimit)
 		}
 		release() // the no-op release of a refusal must be callable
 		if _, err := l.Admit(ctx, "bob"); err != nil {
@@ -132,11 +132,11 @@ func (h *wsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	release, err := h.limits.Admit(r.Context(), r.Header.Get("X-Test-User"))
 	defer release()
 	if err != nil {
-		var re *reject.Error
+		var re *protocol.Refusal
 		if errors.As(err, &re) {
-			re.WriteTo(w)
+			re.Write(w)
 		} else {
-			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "no user", 0)
+			(&protocol.Refusal{Status: http.StatusUnauthorized, Code: protocol.CodeUnauthorized, Message: "no user"}).Write(w)
 		}
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // maxOriginLength bounds the work done on a hostile Origin header: a
@@ -43,7 +43,7 @@ type OriginOptions struct {
 	Observer Observer
 }
 
-// Origins is an origin allowlist (S1). It is safe for concurrent use and
+// Origins is an origin allowlist. It is safe for concurrent use and
 // immutable after NewOrigins.
 type Origins struct {
 	exact        map[originKey]struct{}
@@ -176,9 +176,9 @@ func (o *Origins) Check(r *http.Request) bool {
 func (o *Origins) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !o.Check(r) {
-			o.obs.Refused(eventOriginRejected)
-			logRefusal(r.Context(), o.log, eventOriginRejected, infoOf(r, ""), "")
-			reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
+			refuse(w, r, o.obs, o.log, eventOriginRejected, infoOf(r, ""), &protocol.Refusal{
+				Status: http.StatusForbidden, Code: protocol.CodeForbidden, Message: "origin not allowed",
+			})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+
+	"github.com/wsgate/wsgate/protocol"
 )
 
-// Event names of the security log (S13). They are stable: operators alert on
+// Event names of the security log. They are stable: operators alert on
 // them.
 const (
 	eventOriginRejected   = "origin_rejected"
@@ -71,6 +73,14 @@ func infoOf(r *http.Request, ip string) reqInfo {
 		userAgent: truncate(r.Header.Get("User-Agent")),
 		path:      truncate(r.URL.Path),
 	}
+}
+
+// refuse counts, logs and answers one refusal of a middleware: one place, so
+// that every guard says the same things about the refusals it makes.
+func refuse(w http.ResponseWriter, r *http.Request, obs Observer, l *slog.Logger, event string, info reqInfo, rej *protocol.Refusal) {
+	obs.Refused(event)
+	logRefusal(r.Context(), l, event, info, "")
+	rej.Write(w)
 }
 
 // logRefusal writes the one Warn line a refusal produces. user is empty when

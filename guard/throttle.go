@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // maxForwardedHops bounds the X-Forwarded-For walk; no real proxy chain is
@@ -53,8 +53,8 @@ type ThrottleOptions struct {
 	Now func() time.Time
 }
 
-// Throttle limits how often each client IP may start a WebSocket handshake
-// (S6). Every client has a token bucket: it holds up to Burst tokens, refills
+// Throttle limits how often each client IP may start a WebSocket handshake.
+// Every client has a token bucket: it holds up to Burst tokens, refills
 // at Attempts per Window, and each handshake takes one. Safe for concurrent
 // use.
 //
@@ -300,9 +300,10 @@ func (t *Throttle) Middleware(next http.Handler) http.Handler {
 			if ip.IsValid() {
 				ipStr = ip.String()
 			}
-			t.obs.Refused(eventThrottled)
-			logRefusal(r.Context(), t.log, eventThrottled, infoOf(r, ipStr), "")
-			reject.Write(w, http.StatusTooManyRequests, reject.CodeRateLimited, "too many connection attempts", retry)
+			refuse(w, r, t.obs, t.log, eventThrottled, infoOf(r, ipStr), &protocol.Refusal{
+				Status: http.StatusTooManyRequests, Code: protocol.CodeRateLimited,
+				Message: "too many connection attempts", RetryAfter: retry,
+			})
 			return
 		}
 		// Later guards log the address behind the proxy, not the proxy.

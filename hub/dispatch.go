@@ -327,7 +327,8 @@ func (c *conn) refresh(in protocol.Inbound) {
 	c.ack(in)
 }
 
-// msgAttrs are the log attributes of the message being handled (O4).
+// msgAttrs are the log attributes of the message being handled: the
+// connection and message ids that correlate its log lines.
 func (c *conn) msgAttrs(extra ...any) []any {
 	return c.meta.attrs(append([]any{slog.Uint64("msg_seq", c.seq)}, extra...)...)
 }

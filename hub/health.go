@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// LivenessHandler answers 200 for as long as the process can serve HTTP
-// (O3): mount it at /healthz. It does not look at the broker, so a Redis
+// LivenessHandler answers 200 for as long as the process can serve HTTP:
+// mount it at /healthz. It does not look at the broker, so a Redis
 // outage does not get the node restarted.
 func (h *Hub) LivenessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,9 +19,10 @@ import (
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/internal/inflight"
 	"github.com/wsgate/wsgate/internal/protocol"
-	"github.com/wsgate/wsgate/internal/reject"
 	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/room"
+
+	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
 // Hub is the WebSocket endpoint. It is an http.Handler: mount it on any mux,
@@ -119,12 +120,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Upgrade", "websocket")
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
-		reject.Write(w, he.Status, reject.CodeBadRequest, he.Message, 0)
+		(&wsproto.Refusal{Status: he.Status, Code: wsproto.CodeBadRequest, Message: he.Message}).Write(w)
 		return
 	}
 	if !h.enterRequest() {
 		h.obs.Refused("shutting_down")
-		reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "server is shutting down", 5*time.Second)
+		(&wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable, Message: "server is shutting down", RetryAfter: 5 * time.Second}).Write(w)
 		return
 	}
 	detached := false
@@ -136,13 +137,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.opts.CheckOrigin(r) {
 		h.obs.Refused("origin_rejected")
 		h.log.Warn("origin_rejected", meta.attrs(slog.String("origin", r.Header.Get("Origin")))...)
-		reject.Write(w, http.StatusForbidden, reject.CodeForbidden, "origin not allowed", 0)
+		(&wsproto.Refusal{Status: http.StatusForbidden, Code: wsproto.CodeForbidden, Message: "origin not allowed"}).Write(w)
 		return
 	}
 	if !wire.Offers(r, h.codec.Subprotocol()) {
 		h.obs.Refused("subprotocol")
 		h.log.Info("subprotocol_missing", meta.attrs()...)
-		reject.Write(w, http.StatusBadRequest, reject.CodeBadRequest, "the "+h.codec.Subprotocol()+" subprotocol is required", 0)
+		(&wsproto.Refusal{Status: http.StatusBadRequest, Code: wsproto.CodeBadRequest, Message: "the " + h.codec.Subprotocol() + " subprotocol is required"}).Write(w)
 		return
 	}
 	id, ok := h.authenticate(w, r, meta)
@@ -184,7 +185,7 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta requestM
 		if err != nil {
 			h.refuseAuth(auth.Reason(err))
 			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", auth.Reason(err)))...)
-			reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "invalid credentials", 0)
+			(&wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "invalid credentials"}).Write(w)
 			return nil, false
 		}
 		return &ident, true
@@ -193,7 +194,7 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta requestM
 	default:
 		h.refuseAuth(auth.Reason(err))
 		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", auth.Reason(err)))...)
-		reject.Write(w, http.StatusUnauthorized, reject.CodeUnauthorized, "credentials required", 0)
+		(&wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "credentials required"}).Write(w)
 		return nil, false
 	}
 }
@@ -217,12 +218,12 @@ func (h *Hub) admit(ctx context.Context, id auth.Identity, meta requestMeta) (fu
 }
 
 func writeAdmitError(w http.ResponseWriter, err error) {
-	var rej *reject.Error
+	var rej *wsproto.Refusal
 	if errors.As(err, &rej) {
-		rej.WriteTo(w)
+		rej.Write(w)
 		return
 	}
-	reject.Write(w, http.StatusTooManyRequests, reject.CodeConnectionLimit, "too many connections", 30*time.Second)
+	(&wsproto.Refusal{Status: http.StatusTooManyRequests, Code: wsproto.CodeConnectionLimit, Message: "too many connections", RetryAfter: 30 * time.Second}).Write(w)
 }
 
 // enterRequest counts a request in unless the hub is shutting down.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Observer receives the hub's operational events, for metrics (O2). The hub
+// Observer receives the hub's operational events, for metrics. The hub
 // calls it on hot paths: implementations must be cheap, safe for concurrent
 // use and never block. Label values the hub passes are bounded: reasons and
 // outcomes come from fixed sets, and event names are registered ones
@@ -43,7 +43,7 @@ type Observer interface {
 	Published(event string, d time.Duration, err error)
 }
 
-// Presence is a store of who is in which room across nodes (R8). Add and
+// Presence is a store of who is in which room across nodes. Add and
 // Remove are called on the join and leave paths and must not block: a
 // networked implementation queues them and keeps its entries alive with a
 // TTL so that a crashed node's entries expire.

@@ -67,8 +67,9 @@ type Options struct {
 	CheckOrigin func(r *http.Request) bool
 	// Admit is called once the identity is known, before the upgrade when the
 	// credential came with the request. It returns a release func called on
-	// disconnect, or an error (a *reject.Error from guard answers with its own
-	// status). guard.Limits.Admit plugs per-user limits in. Default: no limit.
+	// disconnect, or an error (a *protocol.Refusal, such as guard's, answers
+	// with its own status). guard.Limits.Admit plugs per-user limits in.
+	// Default: no limit.
 	Admit func(ctx context.Context, userID string) (release func(), err error)
 	// ClientIP returns the address logged for the request. Default: the host
 	// of RemoteAddr. To honour trusted proxies, wrap guard.Throttle.ClientIP:
@@ -89,7 +90,7 @@ type Options struct {
 	MaxRoomsPerConn int
 
 	// Presence records room membership in a store shared by every node, for
-	// Hub.Presence (R8). Default: none; Hub.Presence answers from this
+	// Hub.Presence. Default: none; Hub.Presence answers from this
 	// node's connections.
 	Presence Presence
 
@@ -104,7 +105,7 @@ type Options struct {
 	Sanitizer *sanitize.Sanitizer
 	// Observer receives operational events for metrics. Default: none.
 	Observer Observer
-	// Logger receives the security log (S13). Default: discard. Lines never
+	// Logger receives the security log. Default: discard. Lines never
 	// contain tokens or payloads.
 	Logger *slog.Logger
 

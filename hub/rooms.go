@@ -65,7 +65,7 @@ func (h *Hub) leaveAll(c *conn) {
 	}
 }
 
-// Presence returns the users with at least one connection in room (R8):
+// Presence returns the users with at least one connection in room:
 // across every node when Options.Presence is a shared store, otherwise the
 // users connected to this node. The order is unspecified.
 func (h *Hub) Presence(ctx context.Context, name string) ([]string, error) {

@@ -1,5 +1,6 @@
-// Package metrics exports a hub's operational events as Prometheus metrics
-// (O2).
+// Package metrics exports a hub's operational events as Prometheus metrics,
+// and the node's readiness as a gauge (WatchReadiness). deploy/ holds
+// alerting rules and a Grafana dashboard built on them.
 //
 // New registers the collectors on the registry the caller passes — never on
 // the global default registry unless that is what is passed — and returns an

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -41,8 +42,14 @@ type Metrics struct {
 	publishDur    prometheus.Histogram
 	publishErrors prometheus.Counter
 
-	labels labelSet
+	reg       prometheus.Registerer
+	namespace string
+	labels    labelSet
 }
+
+// ReadinessTimeout bounds the readiness check behind the ready gauge at
+// each scrape.
+const ReadinessTimeout = time.Second
 
 var (
 	_ hub.Observer   = (*Metrics)(nil)
@@ -86,6 +93,8 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Namespace: ns, Name: "broker_publish_duration_seconds", Help: "Time to hand a broadcast to the broker.", Buckets: buckets,
 		}),
 		publishErrors: counter("broker_publish_errors_total", "Broadcasts the broker refused."),
+		reg:           reg,
+		namespace:     ns,
 		labels:        labelSet{seen: make(map[string]map[string]struct{})},
 	}
 	for _, c := range []prometheus.Collector{
@@ -97,6 +106,38 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// WatchReadiness registers the gauge "<namespace>_ready": 1 while ready
+// returns nil, 0 otherwise, asked at each scrape within ReadinessTimeout.
+// Pass the hub's Ready method once the hub exists (the hub needs the
+// Metrics first, as its Observer):
+//
+//	m, _ := metrics.New(reg, metrics.Options{})
+//	h, _ := hub.New(hub.Options{Authenticator: authn, Observer: m})
+//	err := m.WatchReadiness(h.Ready)
+//
+// A scrape then sees what a readiness probe sees: false while the hub
+// shuts down or its broker is unreachable. It fails if called twice.
+func (m *Metrics) WatchReadiness(ready func(context.Context) error) error {
+	if ready == nil {
+		return errors.New("metrics: WatchReadiness needs a readiness func")
+	}
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: m.namespace, Name: "ready",
+		Help: "1 while the node is ready for new connections (hub and broker healthy), 0 otherwise.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), ReadinessTimeout)
+		defer cancel()
+		if ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
+	if err := m.reg.Register(g); err != nil {
+		return fmt.Errorf("metrics: register ready: %w", err)
+	}
+	return nil
 }
 
 // Refused implements hub.Observer and guard.Observer.

@@ -44,6 +44,12 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := m.WatchReadiness(h.Ready); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchReadiness(h.Ready); err == nil {
+		t.Fatal("a second WatchReadiness was accepted")
+	}
 	hub.Handle(h, "ping", func(ctx hub.Context, in struct{}) (struct{}, error) { return struct{}{}, nil },
 		hub.WithRateLimit(hub.Limit{Rate: 0.001, Burst: 1}))
 	throttle, err := guard.NewThrottle(guard.ThrottleOptions{Attempts: 1000, Observer: m})
@@ -180,6 +186,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if get("/healthz") != 200 || get("/readyz") != 200 {
 		t.Fatal("not healthy and ready at start")
 	}
+	waitFor(t, s, "wsgate_ready", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.hub.Shutdown(ctx); err != nil {
@@ -188,6 +195,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if get("/readyz") != http.StatusServiceUnavailable {
 		t.Fatal("ready while shut down")
 	}
+	waitFor(t, s, "wsgate_ready", 0)
 	if get("/healthz") != 200 {
 		t.Fatal("liveness failed during shutdown")
 	}

@@ -5,18 +5,29 @@
 // "global", "user:42", "tenant:acme", "conversation:9f1c". Three kinds are
 // built in and cannot be redefined: a connection may join user:{id} only for
 // its own user id, tenant:{id} only for its own tenant, and global only when
-// it carries the configured role. Every other kind is denied unless a rule
-// for it, or a fallback, says otherwise (requirement S9: default deny).
+// it carries the configured role. Every other kind is denied unless a Rule
+// for it, or a fallback, says otherwise: the default is deny.
 //
-// The smallest use:
+// A Rule receives the name parsed. It answers false to deny; an error means
+// it could not decide (its database is down), which refuses the join without
+// calling it a denial, so the client hears INTERNAL and the log the cause:
 //
-//	policy, err := room.NewPolicy(room.PolicyOptions{GlobalRole: "admin"})
+//	policy, err := room.NewPolicy(room.PolicyOptions{
+//		GlobalRole: "admin",
+//		Rules: map[string]room.Rule{
+//			"project": func(ctx context.Context, id auth.Identity, r room.Name) (bool, error) {
+//				return db.IsMember(ctx, r.Arg, id.UserID) // project:{id}
+//			},
+//		},
+//	})
 //	if err != nil {
 //		return err
 //	}
-//	if err := policy.CanJoin(ctx, id, "tenant:acme"); err != nil {
-//		return err // errors.Is(err, room.ErrForbidden)
-//	}
+//	err = policy.CanJoin(ctx, id, "project:p1")
+//	// nil: allowed; errors.Is(err, room.ErrForbidden): denied; else failed
+//
+// The membership index:
+//
 //	index := room.NewIndex[*Conn](0) // at most 100 rooms per connection
 //	first, err := index.Join("tenant:acme", conn)
 //

@@ -12,16 +12,13 @@ import (
 
 func ExampleNewPolicy() {
 	// Conversations are open to their participants only.
-	participants := map[string][]string{"conversation:c1": {"ana", "bo"}}
+	participants := map[string][]string{"c1": {"ana", "bo"}}
 	policy, err := room.NewPolicy(room.PolicyOptions{
 		GlobalRole: "admin",
-		Rules: map[string]room.Authorizer{
-			"conversation": room.AuthorizerFunc(func(_ context.Context, id auth.Identity, name string) error {
-				if slices.Contains(participants[name], id.UserID) {
-					return nil
-				}
-				return errors.New("not a participant")
-			}),
+		Rules: map[string]room.Rule{
+			"conversation": func(_ context.Context, id auth.Identity, r room.Name) (bool, error) {
+				return slices.Contains(participants[r.Arg], id.UserID), nil
+			},
 		},
 	})
 	if err != nil {
@@ -41,6 +38,39 @@ func ExampleNewPolicy() {
 	// conversation:c1  allowed=true
 	// board:7          allowed=false
 	// [user:ana tenant:acme]
+}
+
+// A rule gets the room's kind and argument parsed. It answers false to deny;
+// an error means it could not decide, and is not a denial: the hub answers
+// INTERNAL and logs the cause instead of telling the client FORBIDDEN.
+func ExampleRule() {
+	errDown := errors.New("members database unreachable")
+	members := func(ctx context.Context, project, user string) (bool, error) {
+		if project == "p9" {
+			return false, errDown // say, a timeout
+		}
+		return project == "p1" && user == "ana", nil
+	}
+	policy, err := room.NewPolicy(room.PolicyOptions{
+		Rules: map[string]room.Rule{
+			"project": func(ctx context.Context, id auth.Identity, r room.Name) (bool, error) {
+				return members(ctx, r.Arg, id.UserID)
+			},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ana := auth.Identity{UserID: "ana"}
+	for _, name := range []string{"project:p1", "project:p2", "project:p9"} {
+		err := policy.CanJoin(context.Background(), ana, name)
+		fmt.Printf("%-10s allowed=%-5v denied=%-5v failed=%v\n",
+			name, err == nil, errors.Is(err, room.ErrForbidden), errors.Is(err, errDown))
+	}
+	// Output:
+	// project:p1 allowed=true  denied=false failed=false
+	// project:p2 allowed=false denied=true  failed=false
+	// project:p9 allowed=false denied=false failed=true
 }
 
 func ExampleIndex() {

@@ -9,8 +9,10 @@ import (
 )
 
 var (
-	// ErrForbidden is wrapped by every error Policy.CanJoin returns: the
-	// identity may not join the room.
+	// ErrForbidden is wrapped by the error of a denied join: the identity
+	// may not join the room. An Authorizer that could not decide (its
+	// database is down) returns an error that does not wrap it, and the hub
+	// answers INTERNAL rather than FORBIDDEN.
 	ErrForbidden = errors.New("room: forbidden")
 	// ErrRoomLimit is returned by Index.Join when the member is already in
 	// the maximum number of rooms.
@@ -18,8 +20,11 @@ var (
 )
 
 // Authorizer decides whether an identity may join a room. CanJoin returns
-// nil to allow; any error denies. Implementations are called concurrently
-// and should honour ctx, which carries the hub's handler deadline.
+// nil to allow, an error wrapping ErrForbidden to deny, and any other error
+// when it could not decide: the hub then answers INTERNAL and logs the
+// cause. Implementations are called concurrently and should honour ctx,
+// which carries the hub's handler deadline. Policy is the Authorizer most
+// services need: it parses the name once and hands it to a Rule.
 type Authorizer interface {
 	CanJoin(ctx context.Context, id auth.Identity, room string) error
 }
@@ -33,8 +38,32 @@ func (f AuthorizerFunc) CanJoin(ctx context.Context, id auth.Identity, room stri
 	return f(ctx, id, room)
 }
 
-// Built-in kinds, which PolicyOptions.Rules may not redefine: their rules are
-// what S9 requires and a custom rule could only weaken them.
+// Name is a parsed, valid room name: "conversation:9f1c" is
+// Name{Kind: "conversation", Arg: "9f1c"}, "global" is Name{Kind: "global"}.
+type Name struct {
+	Kind string
+	Arg  string // empty when the name has no argument
+}
+
+// String returns the room name: Kind, or Kind + ":" + Arg.
+func (n Name) String() string {
+	if n.Arg == "" {
+		return n.Kind
+	}
+	return n.Kind + ":" + n.Arg
+}
+
+// Rule decides the joins of one room kind, given the room's name already
+// parsed and validated. It returns true to allow and false to deny. An
+// error means it could not decide (a lookup failed): the join is refused
+// and the error reaches the hub's log, not the client, which gets INTERNAL.
+// A rule may also deny with an error wrapping ErrForbidden to put its
+// reason in the log. Rules are called concurrently and should honour ctx,
+// which carries the hub's handler deadline.
+type Rule func(ctx context.Context, id auth.Identity, room Name) (bool, error)
+
+// Built-in kinds, which PolicyOptions.Rules may not redefine: a custom rule
+// could only weaken them.
 const (
 	kindUser   = "user"
 	kindTenant = "tenant"
@@ -46,22 +75,22 @@ type PolicyOptions struct {
 	// GlobalRole is the role a connection needs to join Global. Default ""
 	// means nobody may join it.
 	GlobalRole string
-	// Rules maps a room kind (the part before the colon) to the Authorizer
-	// that decides joins of rooms of that kind, e.g. "conversation" to a
+	// Rules maps a room kind (the part before the colon) to the Rule that
+	// decides joins of rooms of that kind, e.g. "conversation" to a
 	// participant check. The kinds "user", "tenant" and "global" are built in
 	// and may not appear here. Default: no rules.
-	Rules map[string]Authorizer
+	Rules map[string]Rule
 	// Fallback decides joins of kinds that have no rule. Default nil denies
 	// them.
-	Fallback Authorizer
+	Fallback Rule
 }
 
 // Policy is the default-deny Authorizer described in the package
 // documentation. It is immutable and safe for concurrent use.
 type Policy struct {
 	globalRole string
-	rules      map[string]Authorizer // copied from the options: never written after NewPolicy
-	fallback   Authorizer
+	rules      map[string]Rule // copied from the options: never written after NewPolicy
+	fallback   Rule
 }
 
 // NewPolicy returns a Policy for opts. It returns an error, rather than a
@@ -70,40 +99,28 @@ type Policy struct {
 func NewPolicy(opts PolicyOptions) (*Policy, error) {
 	p := &Policy{
 		globalRole: opts.GlobalRole,
-		rules:      make(map[string]Authorizer, len(opts.Rules)),
+		rules:      make(map[string]Rule, len(opts.Rules)),
 		fallback:   opts.Fallback,
 	}
-	if isNilAuthorizer(opts.Fallback) && opts.Fallback != nil {
-		return nil, errors.New("room: Fallback is a nil AuthorizerFunc")
-	}
-	for kind, a := range opts.Rules {
+	for kind, r := range opts.Rules {
 		switch {
 		case kind == kindUser || kind == kindTenant || kind == Global:
 			return nil, fmt.Errorf("room: rule for built-in kind %q: built-in rules cannot be redefined", kind)
 		case !validKind(kind):
 			return nil, fmt.Errorf("room: rule for invalid kind %q: kinds match [a-z][a-z0-9_-]{0,31}", kind)
-		case isNilAuthorizer(a):
+		case r == nil:
 			return nil, fmt.Errorf("room: rule for kind %q is nil", kind)
 		}
-		p.rules[kind] = a
+		p.rules[kind] = r
 	}
 	return p, nil
 }
 
-// isNilAuthorizer catches both a nil interface and a nil function wrapped in
-// one, which would otherwise panic on the first join.
-func isNilAuthorizer(a Authorizer) bool {
-	if a == nil {
-		return true
-	}
-	f, ok := a.(AuthorizerFunc)
-	return ok && f == nil
-}
-
-// CanJoin reports whether id may join room. Every error it returns wraps
-// ErrForbidden; a malformed name also wraps ErrInvalidName, so a caller can
-// tell a bad request from a denied one. An error from a custom rule or from
-// Fallback is wrapped too, so it stays available for logs.
+// CanJoin reports whether id may join room. A denial wraps ErrForbidden; a
+// malformed name wraps ErrForbidden and ErrInvalidName, so a caller can
+// tell a bad request from a denied one. When a Rule fails, CanJoin returns
+// its error wrapped, without ErrForbidden: the join is refused, and the
+// caller tells the client it failed rather than that it was denied.
 func (p *Policy) CanJoin(ctx context.Context, id auth.Identity, room string) error {
 	kind, arg, err := Parse(room)
 	if err != nil {
@@ -126,23 +143,26 @@ func (p *Policy) CanJoin(ctx context.Context, id auth.Identity, room string) err
 		}
 		return nil
 	}
-	a, ok := p.rules[kind]
+	rule, ok := p.rules[kind]
 	if !ok {
-		a = p.fallback
+		rule = p.fallback
 	}
-	if a == nil {
+	if rule == nil {
 		return fmt.Errorf("%w: no rule for room kind %q", ErrForbidden, kind)
 	}
-	if err := a.CanJoin(ctx, id, room); err != nil {
-		if errors.Is(err, ErrForbidden) {
-			return err
-		}
-		return fmt.Errorf("%w: room %s: %w", ErrForbidden, room, err)
+	allowed, err := rule(ctx, id, Name{Kind: kind, Arg: arg})
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return err
+	case err != nil:
+		return fmt.Errorf("room: rule for %s: %w", room, err)
+	case !allowed:
+		return fmt.Errorf("%w: room %s", ErrForbidden, room)
 	}
 	return nil
 }
 
-// AutoRooms returns the rooms a connection joins when it connects (R1): its
+// AutoRooms returns the rooms a connection joins when it connects: its
 // user room, its tenant room when TenantID is set, and Global when it carries
 // globalRole. A room whose name would be invalid, because the id contains
 // bytes outside the argument alphabet, is left out rather than created under

@@ -3,21 +3,34 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/wsgate/wsgate/auth"
 )
 
-var errNotParticipant = errors.New("not a participant")
+var (
+	errNotParticipant = errors.New("not a participant")
+	errDatabaseDown   = errors.New("database down")
+)
 
-// participants is a custom rule: conversation:c1 has users 1 and 2.
-var participants = AuthorizerFunc(func(_ context.Context, id auth.Identity, room string) error {
-	if room == "conversation:c1" && (id.UserID == "1" || id.UserID == "2") {
-		return nil
+// participants is a custom rule: conversation:c1 has users 1 and 2, user 4
+// is denied with a reason, and the directory of conversation:down is
+// unreachable.
+func participants(_ context.Context, id auth.Identity, room Name) (bool, error) {
+	switch {
+	case room.Kind != "conversation":
+		return false, errors.New("rule called for another kind")
+	case room.Arg == "down":
+		return false, errDatabaseDown
+	case id.UserID == "4":
+		return false, fmt.Errorf("%w: %w", ErrForbidden, errNotParticipant)
 	}
-	return errNotParticipant
-})
+	return room.Arg == "c1" && (id.UserID == "1" || id.UserID == "2"), nil
+}
+
+func allow(context.Context, auth.Identity, Name) (bool, error) { return true, nil }
 
 func TestPolicy(t *testing.T) {
 	alice := auth.Identity{UserID: "1", TenantID: "acme", Roles: []string{"member"}}
@@ -27,7 +40,7 @@ func TestPolicy(t *testing.T) {
 
 	full, err := NewPolicy(PolicyOptions{
 		GlobalRole: "admin",
-		Rules:      map[string]Authorizer{"conversation": participants},
+		Rules:      map[string]Rule{"conversation": participants},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +49,7 @@ func TestPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, err := NewPolicy(PolicyOptions{Fallback: AuthorizerFunc(func(context.Context, auth.Identity, string) error { return nil })})
+	open, err := NewPolicy(PolicyOptions{Fallback: allow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,28 +62,31 @@ func TestPolicy(t *testing.T) {
 		allowed   bool
 		invalid   bool  // error also wraps ErrInvalidName
 		wantCause error // error also wraps this
+		failed    bool  // a failure, not a denial: no ErrForbidden
 	}{
-		{"own_user_room_is_allowed", full, alice, "user:1", true, false, nil},
-		{"user_room_of_someone_else_is_forbidden", full, alice, "user:2", false, false, nil},
-		{"user_room_prefix_of_own_id_is_forbidden", full, admin, "user:99", false, false, nil},
-		{"bare_user_kind_is_forbidden_even_without_user_id", full, anonymous, "user", false, false, nil},
-		{"own_tenant_room_is_allowed", full, alice, "tenant:acme", true, false, nil},
-		{"other_tenant_room_is_forbidden", full, alice, "tenant:globex", false, false, nil},
-		{"tenant_room_without_tenant_is_forbidden", full, loner, "tenant:acme", false, false, nil},
-		{"bare_tenant_kind_without_tenant_is_forbidden", full, loner, "tenant", false, false, nil},
-		{"global_with_role_is_allowed", full, admin, "global", true, false, nil},
-		{"global_without_role_is_forbidden", full, alice, "global", false, false, nil},
-		{"global_with_argument_is_forbidden", full, admin, "global:x", false, false, nil},
-		{"global_with_empty_role_configured_is_forbidden_to_all", zero, auth.Identity{UserID: "1", Roles: []string{""}}, "global", false, false, nil},
-		{"custom_rule_allows_participant", full, alice, "conversation:c1", true, false, nil},
-		{"custom_rule_denial_wraps_forbidden_and_cause", full, loner, "conversation:c1", false, false, errNotParticipant},
-		{"kind_without_rule_is_forbidden_by_default", full, admin, "board:7", false, false, nil},
-		{"fallback_decides_kinds_without_rule", open, alice, "board:7", true, false, nil},
-		{"fallback_cannot_open_builtin_user_room", open, alice, "user:2", false, false, nil},
-		{"fallback_cannot_open_global", open, alice, "global", false, false, nil},
-		{"invalid_name_is_forbidden_and_invalid", full, admin, "user:1:2", false, true, nil},
-		{"empty_name_is_forbidden_and_invalid", full, admin, "", false, true, nil},
-		{"lookalike_name_is_forbidden_and_invalid", full, alice, "user:1\u200b", false, true, nil},
+		{"own_user_room_is_allowed", full, alice, "user:1", true, false, nil, false},
+		{"user_room_of_someone_else_is_forbidden", full, alice, "user:2", false, false, nil, false},
+		{"user_room_prefix_of_own_id_is_forbidden", full, admin, "user:99", false, false, nil, false},
+		{"bare_user_kind_is_forbidden_even_without_user_id", full, anonymous, "user", false, false, nil, false},
+		{"own_tenant_room_is_allowed", full, alice, "tenant:acme", true, false, nil, false},
+		{"other_tenant_room_is_forbidden", full, alice, "tenant:globex", false, false, nil, false},
+		{"tenant_room_without_tenant_is_forbidden", full, loner, "tenant:acme", false, false, nil, false},
+		{"bare_tenant_kind_without_tenant_is_forbidden", full, loner, "tenant", false, false, nil, false},
+		{"global_with_role_is_allowed", full, admin, "global", true, false, nil, false},
+		{"global_without_role_is_forbidden", full, alice, "global", false, false, nil, false},
+		{"global_with_argument_is_forbidden", full, admin, "global:x", false, false, nil, false},
+		{"global_with_empty_role_configured_is_forbidden_to_all", zero, auth.Identity{UserID: "1", Roles: []string{""}}, "global", false, false, nil, false},
+		{"custom_rule_allows_participant", full, alice, "conversation:c1", true, false, nil, false},
+		{"custom_rule_false_is_a_denial", full, loner, "conversation:c1", false, false, nil, false},
+		{"custom_rule_denial_with_a_reason_keeps_it", full, auth.Identity{UserID: "4"}, "conversation:c1", false, false, errNotParticipant, false},
+		{"custom_rule_failure_is_not_a_denial", full, alice, "conversation:down", false, false, errDatabaseDown, true},
+		{"kind_without_rule_is_forbidden_by_default", full, admin, "board:7", false, false, nil, false},
+		{"fallback_decides_kinds_without_rule", open, alice, "board:7", true, false, nil, false},
+		{"fallback_cannot_open_builtin_user_room", open, alice, "user:2", false, false, nil, false},
+		{"fallback_cannot_open_global", open, alice, "global", false, false, nil, false},
+		{"invalid_name_is_forbidden_and_invalid", full, admin, "user:1:2", false, true, nil, false},
+		{"empty_name_is_forbidden_and_invalid", full, admin, "", false, true, nil, false},
+		{"lookalike_name_is_forbidden_and_invalid", full, alice, "user:1\u200b", false, true, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,8 +97,11 @@ func TestPolicy(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrForbidden) {
-				t.Fatalf("CanJoin(%q) = %v, want an error wrapping ErrForbidden", tc.room, err)
+			if err == nil {
+				t.Fatalf("CanJoin(%q) = nil, want a refusal", tc.room)
+			}
+			if errors.Is(err, ErrForbidden) == tc.failed {
+				t.Fatalf("CanJoin(%q) = %v; wraps ErrForbidden = %v, want %v", tc.room, err, !tc.failed, !tc.failed)
 			}
 			if errors.Is(err, ErrInvalidName) != tc.invalid {
 				t.Fatalf("CanJoin(%q) = %v; wraps ErrInvalidName = %v, want %v", tc.room, err, !tc.invalid, tc.invalid)
@@ -95,21 +114,18 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestNewPolicy(t *testing.T) {
-	allow := AuthorizerFunc(func(context.Context, auth.Identity, string) error { return nil })
 	tests := []struct {
 		name string
 		opts PolicyOptions
 		ok   bool
 	}{
 		{"zero_options_are_valid", PolicyOptions{}, true},
-		{"custom_kind_rule_is_valid", PolicyOptions{Rules: map[string]Authorizer{"conversation": allow}}, true},
-		{"redefining_user_is_refused", PolicyOptions{Rules: map[string]Authorizer{"user": allow}}, false},
-		{"redefining_tenant_is_refused", PolicyOptions{Rules: map[string]Authorizer{"tenant": allow}}, false},
-		{"redefining_global_is_refused", PolicyOptions{Rules: map[string]Authorizer{"global": allow}}, false},
-		{"invalid_kind_is_refused", PolicyOptions{Rules: map[string]Authorizer{"Chat": allow}}, false},
-		{"nil_rule_is_refused", PolicyOptions{Rules: map[string]Authorizer{"chat": nil}}, false},
-		{"nil_func_rule_is_refused", PolicyOptions{Rules: map[string]Authorizer{"chat": AuthorizerFunc(nil)}}, false},
-		{"nil_func_fallback_is_refused", PolicyOptions{Fallback: AuthorizerFunc(nil)}, false},
+		{"custom_kind_rule_is_valid", PolicyOptions{Rules: map[string]Rule{"conversation": allow}}, true},
+		{"redefining_user_is_refused", PolicyOptions{Rules: map[string]Rule{"user": allow}}, false},
+		{"redefining_tenant_is_refused", PolicyOptions{Rules: map[string]Rule{"tenant": allow}}, false},
+		{"redefining_global_is_refused", PolicyOptions{Rules: map[string]Rule{"global": allow}}, false},
+		{"invalid_kind_is_refused", PolicyOptions{Rules: map[string]Rule{"Chat": allow}}, false},
+		{"nil_rule_is_refused", PolicyOptions{Rules: map[string]Rule{"chat": nil}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,12 +138,12 @@ func TestNewPolicy(t *testing.T) {
 }
 
 func TestPolicyCopiesRules(t *testing.T) {
-	rules := map[string]Authorizer{}
+	rules := map[string]Rule{}
 	p, err := NewPolicy(PolicyOptions{Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules["board"] = AuthorizerFunc(func(context.Context, auth.Identity, string) error { return nil })
+	rules["board"] = allow
 	if err := p.CanJoin(context.Background(), auth.Identity{UserID: "1"}, "board:1"); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("a rule added to the options map after NewPolicy took effect: %v", err)
 	}

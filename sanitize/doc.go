@@ -1,5 +1,5 @@
 // Package sanitize cleans HTML out of the string fields that inbound message
-// types declare (requirement S11), with bluemonday policies.
+// types declare, with bluemonday policies.
 //
 // A field opts in with a struct tag: `sanitize:"html"` applies the
 // Sanitizer's default policy (bluemonday's strict policy unless configured:

@@ -101,6 +101,8 @@ export const ErrorCode = Object.freeze({
   PROTOCOL: 'PROTOCOL',
   /** Client: `maxAttempts` reconnect attempts in a row failed. */
   MAX_ATTEMPTS: 'MAX_ATTEMPTS',
+  /** Client: the server closed an established connection with 4001: it logged the user out (the state's reason says why). Final. */
+  LOGGED_OUT: 'LOGGED_OUT',
   /** Client: the token provider failed or returned no token. */
   TOKEN_PROVIDER: 'TOKEN_PROVIDER',
 });
@@ -887,11 +889,17 @@ export class WsgateClient {
     if (this.#conn === conn) this.#conn = null; // calls from now on wait for the next one
     const code = typeof e.code === 'number' && e.code > 0 ? e.code : CloseCode.ABNORMAL;
     const reason = conn.bye || e.reason || '';
+    // 4001 after the welcome is the server disconnecting the user (a
+    // logout, a revocation): final, whatever credential could be fetched.
+    const loggedOut = conn.welcome && code === CloseCode.UNAUTHORIZED;
     conn.fail({
       code,
       reason,
       token: conn.token,
-      error: conn.refusal ?? new WsgateError(ErrorCode.DISCONNECTED, `connection closed (${code}${reason ? `: ${reason}` : ''})`, { closeCode: code }),
+      ...(loggedOut && { policy: { action: 'stop', floorMs: 0 } }),
+      error: loggedOut
+        ? new WsgateError(ErrorCode.LOGGED_OUT, `logged out by the server${reason ? `: ${reason}` : ''}`, { closeCode: code })
+        : conn.refusal ?? new WsgateError(ErrorCode.DISCONNECTED, `connection closed (${code}${reason ? `: ${reason}` : ''})`, { closeCode: code }),
     });
     const err = this.#stopped ?? new WsgateError(ErrorCode.DISCONNECTED, 'the connection was lost before the answer', { closeCode: code });
     const calls = [...conn.pending.values()];

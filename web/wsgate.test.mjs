@@ -431,6 +431,17 @@ test('4001 with a static token or in cookie mode stops', async () => {
   }
 });
 
+test('4001 on an established connection is a final logout, even with a token provider', async () => {
+  const { ws, states } = await connected({ tokenProvider: async () => 'fresh-token' });
+  ws.receive({ type: 'bye', data: { reason: 'logout' } });
+  ws.serverClose(4001);
+  await until(() => states.at(-1).phase === 'closed', 'closed');
+  assert.equal(states.at(-1).reason, 'logout');
+  assert.equal(states.at(-1).error?.code, 'LOGGED_OUT');
+  assert.ok(!states.some((st) => st.phase === 'reconnecting'), 'no reconnecting state');
+  assert.equal(FakeWebSocket.instances.length, 1, 'no redial');
+});
+
 test('refresh sends auth in-band; the new token is used on the next reconnect', async () => {
   const { client, ws } = await connected({ token: 'old' });
   const r = client.refresh('new');

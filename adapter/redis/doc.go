@@ -64,7 +64,7 @@
 //	presence, err := redis.NewPresence(redis.PresenceOptions{Addrs: addrs})
 //	h, err := hub.New(hub.Options{Admit: limiter.Admit, Presence: presence, ...})
 //
-// Limiter caps each user's connections across every node (S5). Every
+// Limiter caps each user's connections across every node. Every
 // connection holds a lease, a member of the sorted set
 // "<prefix>lease:{<user>}" scored by its expiry; one Lua script drops
 // expired leases, counts the rest and adds one below the limit, so two
@@ -78,7 +78,7 @@
 // FailOpen it admits instead, capped by the node's own connections, and
 // writes the leases once Redis is back.
 //
-// Presence records who is in which room (R8) in "<prefix>presence:{<room>}",
+// Presence records who is in which room in "<prefix>presence:{<room>}",
 // one member per connection, scored by expiry. The hub's Add and Remove
 // calls never wait for Redis: they update the node's own record and queue
 // the write for one goroutine, which also writes every membership again
@@ -87,7 +87,7 @@
 // lost. Users drops expired entries and lists the rest.
 //
 // Throttle is a GCRA rate limit per key, for a handshake throttle shared by
-// every node (S6); its Middleware answers 429 RATE_LIMITED with
+// every node; its Middleware answers 429 RATE_LIMITED with
 // Retry-After.
 //
 // Times are the Redis server's (the scripts call TIME), never a node's, so

@@ -46,12 +46,15 @@ func ExampleThrottle_Middleware() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	shared, err := redis.NewThrottle(redis.ThrottleOptions{Addrs: []string{redisAddr}, Attempts: 10})
+	shared, err := redis.NewThrottle(redis.ThrottleOptions{
+		Addrs:    []string{redisAddr},
+		Attempts: 10,
+		Key:      func(r *http.Request) string { return local.ClientIP(r).String() },
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer shared.Close()
-	byIP := func(r *http.Request) string { return local.ClientIP(r).String() }
 	h := http.NotFoundHandler() // the hub, in a real server
-	http.Handle("/ws", shared.Middleware(byIP)(h))
+	http.Handle("/ws", guard.Chain(h, shared.Middleware))
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/wsgate/wsgate/guard"
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // Defaults of LimiterOptions.
@@ -103,7 +103,7 @@ type LimiterStats struct {
 }
 
 // Limiter caps each user's concurrent connections across every node that
-// shares a Redis (S5). It is the cluster-wide counterpart of guard.Limits'
+// shares a Redis. It is the cluster-wide counterpart of guard.Limits'
 // Admit, and plugs into hub.Options.Admit the same way.
 //
 // Every admitted connection holds a lease: a member of the sorted set
@@ -221,10 +221,10 @@ return missing
 `)
 
 // Admit takes one of userID's connection slots, across every node. Over
-// the limit it returns a *reject.Error with status 429, code
+// the limit it returns a *protocol.Refusal with status 429, code
 // CONNECTION_LIMIT_EXCEEDED and a Retry-After, wrapping guard.ErrUserLimit
 // exactly like guard.Limits.Admit, so errors.Is works for both. When Redis
-// fails it returns a *reject.Error with status 503, code UNAVAILABLE,
+// fails it returns a *protocol.Refusal with status 503, code UNAVAILABLE,
 // wrapping ErrUnavailable, unless FailOpen is set. It returns within
 // Timeout and fails if ctx is done first.
 //
@@ -261,9 +261,9 @@ func (l *Limiter) Admit(ctx context.Context, userID string) (release func(), err
 		l.stats.unavailable.Add(1)
 		err = l.st.fail(err)
 		if !l.failOpen {
-			return noop, &reject.Error{
+			return noop, &protocol.Refusal{
 				Status:     http.StatusServiceUnavailable,
-				Code:       reject.CodeUnavailable,
+				Code:       protocol.CodeUnavailable,
 				Message:    "connection limits are unavailable",
 				RetryAfter: unavailableRetryAfter,
 				Err:        ErrUnavailable,
@@ -290,9 +290,9 @@ func (l *Limiter) Admit(ctx context.Context, userID string) (release func(), err
 
 func (l *Limiter) refuse() error {
 	l.stats.refused.Add(1)
-	return &reject.Error{
+	return &protocol.Refusal{
 		Status:     http.StatusTooManyRequests,
-		Code:       reject.CodeConnectionLimit,
+		Code:       protocol.CodeConnectionLimit,
 		Message:    "too many connections for this user",
 		RetryAfter: userLimitRetryAfter,
 		Err:        guard.ErrUserLimit,

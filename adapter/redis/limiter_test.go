@@ -15,7 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/internal/redistest"
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // newLimiter starts a Limiter that is closed at cleanup.
@@ -42,13 +42,13 @@ func admit(t *testing.T, l *Limiter, user string) func() {
 	return release
 }
 
-// assertRefusal checks that err is a *reject.Error with status and
+// assertRefusal checks that err is a *protocol.Refusal with status and
 // sentinel.
 func assertRefusal(t *testing.T, err error, status int, code string, sentinel error) {
 	t.Helper()
-	var rej *reject.Error
+	var rej *protocol.Refusal
 	if !errors.As(err, &rej) {
-		t.Fatalf("err = %v (%T), want *reject.Error", err, err)
+		t.Fatalf("err = %v (%T), want *protocol.Refusal", err, err)
 	}
 	if rej.Status != status || rej.Code != code || rej.RetryAfter <= 0 || !errors.Is(err, sentinel) {
 		t.Fatalf("refusal = %+v, want status %d, code %s, a Retry-After, wrapping %v", rej, status, code, sentinel)
@@ -78,9 +78,9 @@ func TestLimiter(t *testing.T) {
 			admit(t, a, "ann")
 			admit(t, a, "ann")
 			_, err := b.Admit(context.Background(), "ann")
-			assertRefusal(t, err, http.StatusTooManyRequests, reject.CodeConnectionLimit, guard.ErrUserLimit)
+			assertRefusal(t, err, http.StatusTooManyRequests, protocol.CodeConnectionLimit, guard.ErrUserLimit)
 			_, err = a.Admit(context.Background(), "ann")
-			assertRefusal(t, err, http.StatusTooManyRequests, reject.CodeConnectionLimit, guard.ErrUserLimit)
+			assertRefusal(t, err, http.StatusTooManyRequests, protocol.CodeConnectionLimit, guard.ErrUserLimit)
 			if got := b.Stats().Refused; got != 1 {
 				t.Fatalf("b refused %d, want 1", got)
 			}
@@ -112,7 +112,7 @@ func TestLimiter(t *testing.T) {
 				return err
 			})
 			_, err := b.Admit(context.Background(), "dee")
-			assertRefusal(t, err, http.StatusTooManyRequests, reject.CodeConnectionLimit, guard.ErrUserLimit)
+			assertRefusal(t, err, http.StatusTooManyRequests, protocol.CodeConnectionLimit, guard.ErrUserLimit)
 		}},
 		{"concurrent_admits_on_two_nodes_never_exceed_the_limit", func(t *testing.T, a, b *Limiter) {
 			var wg sync.WaitGroup
@@ -241,7 +241,7 @@ func TestLimiterRedisDown(t *testing.T) {
 				t.Fatalf("Admit took %s with Timeout %s", took, timeout)
 			}
 			if !tt.open {
-				assertRefusal(t, err, http.StatusServiceUnavailable, reject.CodeUnavailable, ErrUnavailable)
+				assertRefusal(t, err, http.StatusServiceUnavailable, protocol.CodeUnavailable, ErrUnavailable)
 				if l.Stats().Unavailable != 1 {
 					t.Fatalf("stats %+v", l.Stats())
 				}
@@ -253,7 +253,7 @@ func TestLimiterRedisDown(t *testing.T) {
 			admit(t, l, "zoe")
 			// Still capped by this node's own connections.
 			_, err = l.Admit(context.Background(), "zoe")
-			assertRefusal(t, err, http.StatusTooManyRequests, reject.CodeConnectionLimit, guard.ErrUserLimit)
+			assertRefusal(t, err, http.StatusTooManyRequests, protocol.CodeConnectionLimit, guard.ErrUserLimit)
 			srv.Restart()
 			raw := rawClient(t, srv.Addr())
 			eventually(t, "leases written after the outage", func() error {

@@ -67,7 +67,7 @@ type PresenceStats struct {
 }
 
 // Presence records who is in which room in Redis, so that every node sees
-// the users of every node (R8). It implements hub.Presence: plug it into
+// the users of every node. It implements hub.Presence: plug it into
 // hub.Options.Presence.
 //
 // A room is the sorted set "<prefix>presence:{<room>}"; each member is one

@@ -5,14 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
 
-	"github.com/wsgate/wsgate/internal/reject"
+	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+// Reasons the Throttle passes to ThrottleOptions.Observer, which are also
+// the event attribute of its log lines. The first is guard.Throttle's too,
+// so dashboards count both throttles alike.
+const (
+	eventThrottled           = "handshake_throttled"
+	eventThrottleUnavailable = "throttle_unavailable"
 )
 
 // ThrottleOptions configures NewThrottle. Only Client or Addrs is
@@ -45,13 +56,28 @@ type ThrottleOptions struct {
 	// FailOpen makes Middleware let requests through while Redis fails.
 	// Default false: it answers 503 UNAVAILABLE.
 	FailOpen bool
-	// Logger receives outages and recoveries. Default: discard.
+	// Key returns what Middleware counts a request against; a request
+	// whose key is empty passes. Default: the TCP peer's address, IPv6
+	// addresses grouped by /64 as guard.Throttle does. Behind a proxy pass
+	// guard.Throttle's ClientIP, which believes X-Forwarded-For only from
+	// trusted proxies: func(r *http.Request) string { return
+	// g.ClientIP(r).String() }.
+	Key func(r *http.Request) string
+	// Observer counts Middleware's refusals by reason, as guard's
+	// middleware does: "handshake_throttled", and "throttle_unavailable"
+	// for a 503 while Redis fails (hub.Observer and metrics.Metrics
+	// satisfy it). Default: none.
+	Observer guard.Observer
+	// Logger receives outages, recoveries and one Warn line per refusal
+	// ("connection refused", with the attributes event, ip, origin,
+	// user_agent and path of guard's lines, and the throttle's key).
+	// Default: discard.
 	Logger *slog.Logger
 }
 
-// Throttle is a rate limit shared by every node on one Redis (S6 across a
-// cluster): the generic cell rate algorithm (GCRA), the token bucket
-// stated as one timestamp per key. Each key stores its theoretical arrival
+// Throttle is a rate limit shared by every node on one Redis, such as a
+// cluster-wide handshake throttle: the generic cell rate algorithm
+// (GCRA), the token bucket stated as one timestamp per key. Each key stores its theoretical arrival
 // time (TAT): when its bucket would be full again. A request at time now
 // is allowed if TAT - now leaves room for one more within the burst
 // tolerance, and pushes TAT forward by one emission interval
@@ -64,6 +90,8 @@ type Throttle struct {
 	period   string // emission interval in microseconds
 	tol      string // burst tolerance in microseconds
 	failOpen bool
+	key      func(*http.Request) string
+	obs      guard.Observer
 	closed   atomic.Bool
 }
 
@@ -91,12 +119,49 @@ func NewThrottle(opts ThrottleOptions) (*Throttle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Throttle{
+	t := &Throttle{
 		st:       st,
 		period:   strconv.FormatInt(period, 10),
 		tol:      strconv.FormatInt(period*int64(opts.Burst-1), 10),
 		failOpen: opts.FailOpen,
-	}, nil
+		key:      opts.Key,
+		obs:      opts.Observer,
+	}
+	if t.key == nil {
+		t.key = peerKey
+	}
+	if t.obs == nil {
+		t.obs = nopObserver{}
+	}
+	return t, nil
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Refused(string) {}
+
+// peerKey is the default key: the TCP peer, an IPv6 peer by its /64, which
+// one subscriber usually holds whole.
+func peerKey(r *http.Request) string {
+	host := remoteHost(r)
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64) // cannot fail for a valid IPv6 address
+		a = p.Addr()
+	}
+	return a.String()
+}
+
+// remoteHost is the TCP peer's address without the port.
+func remoteHost(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // gcraScript takes one token. KEYS[1] the key's TAT (µs); ARGV emission
@@ -143,32 +208,62 @@ func (t *Throttle) Allow(ctx context.Context, key string) (ok bool, retryAfter t
 	return reply[0] == 1, time.Duration(reply[1]) * time.Millisecond, nil
 }
 
-// Middleware throttles requests by key(r), typically the client address
-// (guard.Throttle.ClientIP honours trusted proxies). A refused request
-// gets 429, code RATE_LIMITED and a Retry-After header; while Redis fails
-// it gets 503 UNAVAILABLE unless FailOpen is set. Requests whose key is
-// empty pass.
-func (t *Throttle) Middleware(key func(r *http.Request) string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			k := key(r)
-			if k == "" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			ok, retry, err := t.Allow(r.Context(), k)
-			switch {
-			case err != nil && t.failOpen:
-			case err != nil:
-				reject.Write(w, http.StatusServiceUnavailable, reject.CodeUnavailable, "service unavailable", unavailableRetryAfter)
-				return
-			case !ok:
-				reject.Write(w, http.StatusTooManyRequests, reject.CodeRateLimited, "too many connection attempts", retry)
-				return
-			}
+// Middleware refuses a request whose key (ThrottleOptions.Key) has no
+// token left with 429, code RATE_LIMITED and a Retry-After header, before
+// next (the upgrade) runs; while Redis fails it answers 503 UNAVAILABLE
+// unless FailOpen is set. It has guard.Throttle.Middleware's shape, so
+// either slots into guard.Chain.
+func (t *Throttle) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := t.key(r)
+		if k == "" {
 			next.ServeHTTP(w, r)
-		})
+			return
+		}
+		ok, retry, err := t.Allow(r.Context(), k)
+		switch {
+		case err != nil && t.failOpen:
+		case err != nil:
+			t.refuse(w, r, k, eventThrottleUnavailable, &protocol.Refusal{
+				Status: http.StatusServiceUnavailable, Code: protocol.CodeUnavailable,
+				Message: "service unavailable", RetryAfter: unavailableRetryAfter, Err: err,
+			})
+			return
+		case !ok:
+			t.refuse(w, r, k, eventThrottled, &protocol.Refusal{
+				Status: http.StatusTooManyRequests, Code: protocol.CodeRateLimited,
+				Message: "too many connection attempts", RetryAfter: retry,
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxLogged bounds the client-controlled values of a refusal's log line,
+// as guard does, so that a refusal flood is not also a log-volume flood.
+const maxLogged = 256
+
+// refuse counts, logs and answers one refusal.
+func (t *Throttle) refuse(w http.ResponseWriter, r *http.Request, key, event string, rej *protocol.Refusal) {
+	t.obs.Refused(event)
+	if t.st.log.Enabled(r.Context(), slog.LevelWarn) {
+		t.st.log.LogAttrs(r.Context(), slog.LevelWarn, "connection refused",
+			slog.String("event", event),
+			slog.String("ip", clip(remoteHost(r))),
+			slog.String("key", clip(key)),
+			slog.String("origin", clip(r.Header.Get("Origin"))),
+			slog.String("user_agent", clip(r.Header.Get("User-Agent"))),
+			slog.String("path", clip(r.URL.Path)))
 	}
+	rej.Write(w)
+}
+
+func clip(s string) string {
+	if len(s) > maxLogged {
+		return s[:maxLogged] + "…"
+	}
+	return s
 }
 
 // Close closes the client unless it was given in ThrottleOptions.Client;

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,10 +79,11 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("PTTL = %d, %v; want within (0, 100]ms", pttl, err)
 		}
 	})
-	t.Run("middleware_answers_429_with_retry_after", func(t *testing.T) {
-		th := newThrottle(t, ThrottleOptions{Addrs: addrs, Attempts: 1, Window: time.Hour})
-		h := th.Middleware(func(r *http.Request) string { return r.Header.Get("X-Client") })(
-			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Run("middleware_answers_429_with_retry_after_and_counts_it", func(t *testing.T) {
+		obs := &refusals{}
+		th := newThrottle(t, ThrottleOptions{Addrs: addrs, Attempts: 1, Window: time.Hour, Observer: obs,
+			Key: func(r *http.Request) string { return r.Header.Get("X-Client") }})
+		h := th.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 		do := func(client string) *httptest.ResponseRecorder {
 			r := httptest.NewRequest(http.MethodGet, "/ws", nil)
 			r.Header.Set("X-Client", client)
@@ -96,26 +99,59 @@ func TestThrottle(t *testing.T) {
 			!strings.Contains(w.Body.String(), `"RATE_LIMITED"`) {
 			t.Fatalf("second request: %d %v %s", w.Code, w.Header(), w.Body)
 		}
+		if got := obs.list(); !slices.Equal(got, []string{"handshake_throttled"}) {
+			t.Fatalf("observer saw %v, want one handshake_throttled", got)
+		}
+	})
+	t.Run("default_key_is_the_peer_with_ipv6_grouped_by_64", func(t *testing.T) {
+		th := newThrottle(t, ThrottleOptions{Addrs: addrs, Attempts: 1, Window: time.Hour})
+		h := th.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		do := func(peer string) int {
+			r := httptest.NewRequest(http.MethodGet, "/ws", nil)
+			r.RemoteAddr = peer
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return w.Code
+		}
+		for _, tt := range []struct {
+			peer string
+			want int
+		}{
+			{"192.0.2.7:1000", http.StatusNoContent},
+			{"192.0.2.7:2000", http.StatusTooManyRequests}, // another port, same client
+			{"192.0.2.8:1000", http.StatusNoContent},
+			{"[2001:db8:1:2::1]:1000", http.StatusNoContent},
+			{"[2001:db8:1:2:ffff::9]:1000", http.StatusTooManyRequests}, // same /64
+			{"[2001:db8:1:3::1]:1000", http.StatusNoContent},
+		} {
+			if got := do(tt.peer); got != tt.want {
+				t.Errorf("peer %s: %d, want %d", tt.peer, got, tt.want)
+			}
+		}
 	})
 	t.Run("redis_down_fails_closed_unless_fail_open", func(t *testing.T) {
 		down := redistest.Start(t)
-		closed := newThrottle(t, ThrottleOptions{Addrs: []string{down.Addr()}, Timeout: 300 * time.Millisecond})
-		open := newThrottle(t, ThrottleOptions{Addrs: []string{down.Addr()}, Timeout: 300 * time.Millisecond, FailOpen: true})
+		key := func(*http.Request) string { return "x" }
+		obs := &refusals{}
+		closed := newThrottle(t, ThrottleOptions{Addrs: []string{down.Addr()}, Timeout: 300 * time.Millisecond, Key: key, Observer: obs})
+		open := newThrottle(t, ThrottleOptions{Addrs: []string{down.Addr()}, Timeout: 300 * time.Millisecond, FailOpen: true, Key: key, Observer: obs})
 		down.Kill()
 		if _, _, err := closed.Allow(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Allow with Redis down: %v", err)
 		}
 		next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-		key := func(*http.Request) string { return "x" }
 		for _, tt := range []struct {
 			th   *Throttle
 			want int
 		}{{closed, http.StatusServiceUnavailable}, {open, http.StatusNoContent}} {
 			w := httptest.NewRecorder()
-			tt.th.Middleware(key)(next).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ws", nil))
+			tt.th.Middleware(next).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ws", nil))
 			if w.Code != tt.want {
 				t.Fatalf("status %d, want %d", w.Code, tt.want)
 			}
+		}
+		if got := obs.list(); !slices.Equal(got, []string{"throttle_unavailable"}) {
+			t.Fatalf("observer saw %v, want one throttle_unavailable", got)
 		}
 	})
 	t.Run("bad_options_are_refused", func(t *testing.T) {
@@ -130,4 +166,22 @@ func TestThrottle(t *testing.T) {
 			}
 		}
 	})
+}
+
+// refusals records what an Observer is told.
+type refusals struct {
+	mu      sync.Mutex
+	reasons []string
+}
+
+func (r *refusals) Refused(reason string) {
+	r.mu.Lock()
+	r.reasons = append(r.reasons, reason)
+	r.mu.Unlock()
+}
+
+func (r *refusals) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reasons)
 }

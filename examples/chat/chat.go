@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsgate/wsgate/auth"
@@ -43,7 +44,8 @@ type config struct {
 	// Addr is the address the server is reached at, host:port. The default
 	// origin allowlist is http://Addr, so it must name a host.
 	Addr string
-	// Origins is the allowlist of page origins. Default: http://Addr only.
+	// Origins is the allowlist of page origins. Default: http://Addr, and
+	// on a loopback address its localhost or 127.0.0.1 twin.
 	Origins []string
 	// Secret verifies (and in demo mode signs) HS256 tokens. Empty means
 	// demo mode: a random secret, a demo login and printed demo tokens.
@@ -98,17 +100,19 @@ func newServer(cfg config) (*server, error) {
 	if s.metrics, err = metrics.New(s.reg, metrics.Options{}); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
+	// The heap alert of deploy/prometheus reads the Go collector's gauges.
+	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
 	verifier, err := s.newVerifier(cfg)
 	if err != nil {
 		return nil, err
 	}
 	allowed := cfg.Origins
 	if len(allowed) == 0 {
-		o, err := defaultOrigin(cfg.Addr)
-		if err != nil {
+		if allowed, err = defaultOrigins(cfg.Addr); err != nil {
 			return nil, err
 		}
-		allowed = []string{o}
 	}
 	if s.origins, err = guard.NewOrigins(guard.OriginOptions{Allowed: allowed, Logger: s.log, Observer: s.metrics}); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
@@ -127,6 +131,9 @@ func newServer(cfg config) (*server, error) {
 	}
 	if s.hub, err = s.newHub(verifier, throttle, limits); err != nil {
 		return nil, err
+	}
+	if err := s.metrics.WatchReadiness(s.hub.Ready); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s.handler = s.routes(throttle, limits)
 	return s, nil
@@ -158,7 +165,7 @@ func (s *server) newVerifier(cfg config) (*auth.JWT, error) {
 // middleware and the hub.
 func (s *server) newHub(verifier auth.Authenticator, throttle *guard.Throttle, limits *guard.Limits) (*hub.Hub, error) {
 	policy, err := room.NewPolicy(room.PolicyOptions{
-		Rules: map[string]room.Authorizer{conversationKind: room.AuthorizerFunc(s.dir.canJoinConversation)},
+		Rules: map[string]room.Rule{conversationKind: s.dir.canJoinConversation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
@@ -210,17 +217,27 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // reconnect elsewhere, and drains them until ctx is done.
 func (s *server) Shutdown(ctx context.Context) error { return s.hub.Shutdown(ctx) }
 
-// defaultOrigin is the origin of the page this server serves at addr. A
-// wildcard listen address has no single origin, so it needs -origins.
-func defaultOrigin(addr string) (string, error) {
+// defaultOrigins are the origins of the page this server serves at addr.
+// On a loopback address the page opens as http://127.0.0.1:PORT or as
+// http://localhost:PORT, whichever the user typed, so both are allowed.
+// A wildcard listen address has no single origin, so it needs -origins.
+func defaultOrigins(addr string) ([]string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("chat: address %q: %w", addr, err)
+		return nil, fmt.Errorf("chat: address %q: %w", addr, err)
 	}
-	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
-		return "", fmt.Errorf("chat: address %q listens on every interface; list the page origins with -origins", addr)
+	ip, err := netip.ParseAddr(host)
+	if host == "" || (err == nil && ip.IsUnspecified()) {
+		return nil, fmt.Errorf("chat: address %q listens on every interface; list the page origins with -origins", addr)
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	own := "http://" + net.JoinHostPort(host, port)
+	switch {
+	case strings.EqualFold(host, "localhost"):
+		return []string{own, "http://" + net.JoinHostPort("127.0.0.1", port)}, nil
+	case err == nil && ip.IsLoopback():
+		return []string{own, "http://" + net.JoinHostPort("localhost", port)}, nil
+	}
+	return []string{own}, nil
 }
 
 // contentSecurityPolicy allows scripts, styles and connections from the

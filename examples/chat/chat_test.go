@@ -435,7 +435,7 @@ func TestUnsafeConfigIsRefused(t *testing.T) {
 
 func TestPageIsServedWithSecurityHeaders(t *testing.T) {
 	e := startServer(t, nil)
-	wantCSP := "default-src 'self'; connect-src 'self' ws://" + strings.TrimPrefix(e.origin, "http://")
+	wantCSP := "default-src 'self'; connect-src 'self' ws://" + strings.TrimPrefix(e.origin, "http://") + " ws://localhost:" + strings.TrimPrefix(e.origin, "http://127.0.0.1:")
 	tests := []struct {
 		path, wantType, wantBody string
 	}{
@@ -627,5 +627,40 @@ func TestRunRefusesBadStartup(t *testing.T) {
 				t.Errorf("printed %q before failing", out.String())
 			}
 		})
+	}
+}
+
+// The demo page opens as http://127.0.0.1:PORT or http://localhost:PORT,
+// whichever the user typed: both origins may connect by default, and
+// nothing else on loopback does.
+func TestDefaultOriginsAreBothLoopbackSpellings(t *testing.T) {
+	e := startServer(t, nil)
+	port := strings.TrimPrefix(e.origin, "http://127.0.0.1:")
+	for _, origin := range []string{"http://127.0.0.1:" + port, "http://localhost:" + port} {
+		t.Run(strings.TrimPrefix(origin, "http://"), func(t *testing.T) {
+			e.connectWith(t, http.Header{"Origin": {origin}, "Authorization": {"Bearer " + e.token(t, "alice")}}, "alice")
+		})
+	}
+	for _, origin := range []string{"http://localhost:1", "https://localhost:" + port, "http://[::1]:" + port} {
+		t.Run(strings.TrimPrefix(origin, "http://")+"_is_refused", func(t *testing.T) {
+			_, resp, err := e.dial(t, http.Header{"Origin": {origin}, "Authorization": {"Bearer " + e.token(t, "alice")}}, "wsgate.v1")
+			if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("origin %s: %v, want 403", origin, err)
+			}
+		})
+	}
+}
+
+func TestDefaultOrigins(t *testing.T) {
+	for addr, want := range map[string][]string{
+		"127.0.0.1:8080":   {"http://127.0.0.1:8080", "http://localhost:8080"},
+		"localhost:8080":   {"http://localhost:8080", "http://127.0.0.1:8080"},
+		"[::1]:8080":       {"http://[::1]:8080", "http://localhost:8080"},
+		"chat.example:443": {"http://chat.example:443"},
+	} {
+		got, err := defaultOrigins(addr)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("defaultOrigins(%q) = %v, %v; want %v", addr, got, err, want)
+		}
 	}
 }

@@ -6,8 +6,8 @@
 //
 //	go run ./examples/chat
 //
-// and open http://127.0.0.1:8080/ in two browser windows, one as alice and
-// one as bob. Without WSGATE_JWT_SECRET the server runs in demo mode: it
+// and open http://127.0.0.1:8080/ (or http://localhost:8080/: both are
+// allowed origins) in two browser windows, one as alice and one as bob. Without WSGATE_JWT_SECRET the server runs in demo mode: it
 // makes up a random secret for this run (never a fixed one), enables
 // POST /demo/login, which sets the wsgate_token cookie for a seeded user,
 // and prints ready tokens for alice, bob and carol on stdout:
@@ -19,8 +19,9 @@
 //
 //	-addr     listen address; env WSGATE_ADDR; default 127.0.0.1:8080
 //	-origins  comma-separated page origins allowed to connect; env
-//	          WSGATE_ORIGINS; default http://<addr>. An -addr that listens
-//	          on every interface (":8080") needs it.
+//	          WSGATE_ORIGINS; default http://<addr>, and on a loopback
+//	          address its localhost (or 127.0.0.1) twin. An -addr that
+//	          listens on every interface (":8080") needs it.
 //
 // Environment only:
 //

@@ -79,15 +79,8 @@ func (d *directory) isParticipant(_ context.Context, convID, user string) bool {
 
 // canJoinConversation is the room rule for the "conversation" kind: only
 // participants may listen in.
-func (d *directory) canJoinConversation(ctx context.Context, id auth.Identity, name string) error {
-	_, convID, err := room.Parse(name)
-	if err != nil {
-		return err
-	}
-	if !d.isParticipant(ctx, convID, id.UserID) {
-		return fmt.Errorf("%w: %s is not a participant", room.ErrForbidden, id.UserID)
-	}
-	return nil
+func (d *directory) canJoinConversation(ctx context.Context, id auth.Identity, r room.Name) (bool, error) {
+	return d.isParticipant(ctx, r.Arg, id.UserID), nil
 }
 
 // Inbound events. The hub decodes them with unknown fields refused,

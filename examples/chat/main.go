@@ -34,7 +34,7 @@ func run(args []string, getenv func(string) string, out, errOut io.Writer, log *
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	addr := fs.String("addr", envOr(getenv, "WSGATE_ADDR", "127.0.0.1:8080"), "listen address (env WSGATE_ADDR)")
-	origins := fs.String("origins", getenv("WSGATE_ORIGINS"), "comma-separated page origins allowed to connect; default http://<addr> (env WSGATE_ORIGINS)")
+	origins := fs.String("origins", getenv("WSGATE_ORIGINS"), "comma-separated page origins allowed to connect; default http://<addr> and, on loopback, its localhost or 127.0.0.1 twin (env WSGATE_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h printed the usage; that is a success

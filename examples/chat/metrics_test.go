@@ -22,6 +22,11 @@ func (e *testEnv) scrape(t *testing.T) string {
 
 func TestMetricsEndpointFollowsConnections(t *testing.T) {
 	e := startServer(t, nil)
+	// What the alerting rules of deploy/prometheus read besides.
+	waitMetric(t, e, "wsgate_ready 1")
+	if !strings.Contains(e.scrape(t), "\ngo_memstats_heap_alloc_bytes ") {
+		t.Fatal("/metrics has no go_memstats_heap_alloc_bytes for the heap alert")
+	}
 	c := e.connect(t, "alice")
 	waitMetric(t, e, "wsgate_connections 1")
 	c.ws.CloseNow()

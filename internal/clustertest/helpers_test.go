@@ -69,9 +69,9 @@ func newHubOptions(broker *wsredis.Broker) (hub.Options, error) {
 	}
 	policy, err := room.NewPolicy(room.PolicyOptions{
 		GlobalRole: superAdmin,
-		Rules: map[string]room.Authorizer{"room": room.AuthorizerFunc(func(context.Context, auth.Identity, string) error {
-			return nil
-		})},
+		Rules: map[string]room.Rule{"room": func(context.Context, auth.Identity, room.Name) (bool, error) {
+			return true, nil
+		}},
 	})
 	if err != nil {
 		return hub.Options{}, err
