@@ -10,10 +10,13 @@ import (
 	"github.com/wsgate/wsgate/room"
 )
 
-// Broker topics: one per room, and one that every node subscribes to.
+// Broker topics: one per room, one per user, and one that every node
+// subscribes to. A node subscribes to a room's or a user's topic while it
+// has a connection for it.
 const (
 	topicAll        = "all"
 	topicRoomPrefix = "room:"
+	topicUserPrefix = "user:"
 )
 
 // BroadcastOption modifies one broadcast.
@@ -38,18 +41,18 @@ func (h *Hub) Broadcast(ctx context.Context, name, event string, data any, opts 
 	return h.publish(ctx, topicRoomPrefix+name, name, event, data, opts)
 }
 
-// ToUser sends event to every connection of userID on every node.
+// ToUser sends event to every connection of userID on every node. It
+// reaches them by identity: whatever rooms they are in, and whatever
+// characters the id holds.
 func (h *Hub) ToUser(ctx context.Context, userID, event string, data any, opts ...BroadcastOption) error {
-	name, err := roomOf(room.User(userID))
-	if err != nil {
-		return err
+	if userID == "" {
+		return fmt.Errorf("hub: ToUser: empty user id")
 	}
-	return h.publish(ctx, topicRoomPrefix+name, "", event, data, opts)
+	return h.publish(ctx, topicUserPrefix+userID, "", event, data, opts)
 }
 
-// roomOf refuses the name of a room no connection can be in (an id outside
-// the room-argument alphabet is never auto-joined): a publish to it would
-// succeed and reach nobody.
+// roomOf refuses the name of a room no connection can be in: a publish to
+// it would succeed and reach nobody.
 func roomOf(name string) (string, error) {
 	if !room.Valid(name) {
 		return "", fmt.Errorf("hub: %w: %q", room.ErrInvalidName, name)
@@ -108,14 +111,40 @@ func eventMessage(event, roomName string, data any) (protocol.Message, error) {
 
 // DisconnectUser closes every connection of userID on every node, after a
 // bye carrying reason (e.g. "logout"), with close code 4001 so clients do not
-// reconnect with the old credential.
+// reconnect with the old credential. Connections are found by identity, so
+// none escapes by leaving a room.
 func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	if h.closing.Load() {
 		return ErrShuttingDown
 	}
-	name, err := roomOf(room.User(userID))
-	if err != nil {
-		return err
+	if userID == "" {
+		return fmt.Errorf("hub: DisconnectUser: empty user id")
 	}
-	return h.broker.Publish(ctx, topicRoomPrefix+name, appendRelayDisconnect(nil, reason))
+	return h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayDisconnect(nil, reason))
+}
+
+// JoinUser adds every connection of userID, on every node, to room,
+// bypassing the room policy: the server grants membership. Connections the
+// user opens later are not affected (AutoRooms or a rule decides for them).
+func (h *Hub) JoinUser(ctx context.Context, userID, name string) error {
+	return h.membership(ctx, relayJoin, userID, name)
+}
+
+// LeaveUser removes every connection of userID, on every node, from room:
+// the server revokes membership. Automatic rooms are left too.
+func (h *Hub) LeaveUser(ctx context.Context, userID, name string) error {
+	return h.membership(ctx, relayLeave, userID, name)
+}
+
+func (h *Hub) membership(ctx context.Context, kind byte, userID, name string) error {
+	if h.closing.Load() {
+		return ErrShuttingDown
+	}
+	if userID == "" {
+		return fmt.Errorf("hub: empty user id")
+	}
+	if !room.Valid(name) {
+		return fmt.Errorf("hub: %w: %q", room.ErrInvalidName, name)
+	}
+	return h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayRoom(nil, kind, name))
 }

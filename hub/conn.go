@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type conn struct {
 	peerClosed atomic.Bool                   // the peer's close frame arrived
 	done       chan struct{}                 // closed once the close frame is out or writing failed
 	doneOnce   sync.Once
+
+	autoMu sync.Mutex // guards auto
+	auto   []string   // the automatic rooms, which the client cannot leave
 
 	timerMu      sync.Mutex // guards the timers and awaitingPong
 	heartbeat    *time.Timer
@@ -140,7 +144,20 @@ func (c *conn) serve(id *auth.Identity) {
 func (c *conn) establish(id auth.Identity) bool {
 	c.ident.Store(&id)
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
-	for _, name := range c.h.opts.AutoRooms(id) {
+	if err := c.h.addUser(c, id.UserID); err != nil {
+		c.h.log.Error("subscribe_failed", c.meta.attrs(slog.String("reason", err.Error()))...)
+		c.setReason("subscribe_failed")
+		c.closeWith(CloseInternalError, "internal error", "")
+		return false
+	}
+	auto, err := c.autoRooms(id)
+	if err != nil {
+		c.setReason("auto_rooms_failed")
+		c.closeWith(CloseInternalError, "internal error", "")
+		return false
+	}
+	c.setAuto(auto)
+	for _, name := range auto {
 		if err := c.h.join(c, name); err != nil {
 			c.h.log.Error("auto_join_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
 			c.setReason("auto_join_failed")
@@ -163,6 +180,39 @@ func (c *conn) establish(id auth.Identity) bool {
 		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
 	}})
 	return true
+}
+
+// autoRooms returns the automatic rooms of id, with a panic in the user's
+// AutoRooms reported as an error.
+func (c *conn) autoRooms(id auth.Identity) (rooms []string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.log.Error("auto_rooms_panic", c.meta.attrs(slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+			err = errPanic
+		}
+	}()
+	return c.h.opts.AutoRooms(id), nil
+}
+
+func (c *conn) setAuto(rooms []string) {
+	c.autoMu.Lock()
+	defer c.autoMu.Unlock()
+	c.auto = rooms
+}
+
+func (c *conn) isAuto(name string) bool {
+	c.autoMu.Lock()
+	defer c.autoMu.Unlock()
+	return slices.Contains(c.auto, name)
+}
+
+// forgetAuto lets the server's LeaveUser take an automatic room away.
+func (c *conn) forgetAuto(name string) {
+	c.autoMu.Lock()
+	defer c.autoMu.Unlock()
+	if i := slices.Index(c.auto, name); i >= 0 {
+		c.auto = slices.Delete(slices.Clone(c.auto), i, i+1)
+	}
 }
 
 // hold keeps the admission slot taken beyond the connection's end.
@@ -236,6 +286,9 @@ func (c *conn) cleanup() {
 		c.h.unregister(c)
 		c.letGo()
 	}()
+	if id := c.ident.Load(); id != nil {
+		c.h.removeUser(c, id.UserID)
+	}
 	c.h.leaveAll(c)
 	reason := "unknown"
 	if r := c.reason.Load(); r != nil {

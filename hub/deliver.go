@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -17,8 +18,14 @@ func (h *Hub) deliver(topic string, payload []byte) {
 		h.log.Warn("relay_invalid", slog.String("topic", topic))
 		return
 	}
-	if rl.kind == relayDisconnect {
+	switch rl.kind {
+	case relayDisconnect:
 		h.disconnectLocal(topic, rl.reason)
+		return
+	case relayJoin, relayLeave:
+		// A join subscribes the broker to the room: not on the broker's
+		// delivery goroutine, which must not block.
+		go h.membershipLocal(topic, rl.kind, rl.reason)
 		return
 	}
 	f := fanout{h: h, msg: &rl.msg, except: rl.except}
@@ -66,6 +73,14 @@ func (f *fanout) deliver(topic string) {
 	}
 	if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
 		f.h.index.Each(name, f.to)
+		return
+	}
+	if user, ok := strings.CutPrefix(topic, topicUserPrefix); ok {
+		f.h.connsMu.RLock()
+		defer f.h.connsMu.RUnlock()
+		for c := range f.h.users[user] {
+			f.to(c)
+		}
 	}
 }
 
@@ -108,18 +123,38 @@ func (f *fanout) encoded(c *conn) []wire.Frame {
 	return frames
 }
 
-func (h *Hub) disconnectLocal(topic, reason string) {
-	name, ok := strings.CutPrefix(topic, topicRoomPrefix)
-	if !ok {
-		return
+// localConns returns this node's connections a room or user topic is for.
+func (h *Hub) localConns(topic string) []*conn {
+	if user, ok := strings.CutPrefix(topic, topicUserPrefix); ok {
+		return h.userConns(user)
 	}
+	var out []*conn
+	if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
+		h.index.Each(name, func(c *conn) { out = append(out, c) })
+	}
+	return out
+}
+
+func (h *Hub) disconnectLocal(topic, reason string) {
 	if reason == "" {
 		reason = "disconnected"
 	}
-	var victims []*conn
-	h.index.Each(name, func(c *conn) { victims = append(victims, c) })
-	for _, c := range victims {
+	for _, c := range h.localConns(topic) {
 		c.setReason("disconnected_by_server")
 		c.closeWith(CloseUnauthorized, "disconnected", reason)
+	}
+}
+
+// membershipLocal applies JoinUser or LeaveUser to this node's connections.
+func (h *Hub) membershipLocal(topic string, kind byte, name string) {
+	for _, c := range h.localConns(topic) {
+		if kind == relayLeave {
+			h.leave(c, name)
+			c.forgetAuto(name)
+			continue
+		}
+		if err := h.join(c, name); err != nil && !errors.Is(err, ErrUnknownConnection) {
+			h.log.Warn("join_user_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
 )
@@ -59,9 +58,23 @@ func TestNodeLimitCountsDetachedConnections(t *testing.T) {
 	eventually(t, "every slot back", func() bool { return limits.InFlight() == 0 && e.hub.Connections() == 0 })
 }
 
+// panickyPresence is a presence store whose Add panics for one user.
+type panickyPresence struct{ user string }
+
+func (p panickyPresence) Add(_, userID, _ string) {
+	if userID == p.user {
+		panic("presence exploded")
+	}
+}
+func (panickyPresence) Remove(string, string, string) {}
+func (panickyPresence) Users(context.Context, string) ([]string, error) {
+	return nil, nil
+}
+
 // A panic on the connection's own goroutine outside the places that recover
-// user code (here, AutoRooms) ends that connection and is logged; it does
-// not crash the process, and nothing leaks.
+// user code (here, a Presence store while joining the automatic rooms) ends
+// that connection and is logged; it does not crash the process, and nothing
+// leaks.
 func TestPanicOnTheConnectionGoroutineIsRecovered(t *testing.T) {
 	limits, err := guard.NewLimits(guard.LimitsOptions{PerUser: 5})
 	if err != nil {
@@ -69,12 +82,7 @@ func TestPanicOnTheConnectionGoroutineIsRecovered(t *testing.T) {
 	}
 	e := newEnv(t, func(o *hub.Options) {
 		o.Admit = limits.Admit
-		o.AutoRooms = func(id auth.Identity) []string {
-			if id.UserID == "mallory" {
-				panic("auto rooms exploded")
-			}
-			return nil
-		}
+		o.Presence = panickyPresence{user: "mallory"}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -289,6 +290,15 @@ func (c *conn) clientLeave(in protocol.Inbound) {
 		c.rateLimited(in, verbLeave)
 		return
 	}
+	if c.isAuto(in.Room) {
+		// What the server put the connection in (its user, tenant, the
+		// global room) the client cannot take it out of: leaving its own
+		// user room must not escape what is sent to that room.
+		c.h.obs.MessageIn(verbLeave, "forbidden")
+		c.h.log.Warn("leave_forbidden", c.msgAttrs(slog.String("room", in.Room))...)
+		c.replyError(in, CodeForbidden, "automatic rooms cannot be left")
+		return
+	}
 	c.h.obs.MessageIn(verbLeave, "ok")
 	c.h.leave(c, in.Room)
 	c.ack(in)
@@ -322,9 +332,52 @@ func (c *conn) refresh(in protocol.Inbound) {
 		return
 	}
 	c.h.obs.MessageIn(verbAuth, "ok")
+	old := c.identity()
 	c.ident.Store(&id)
+	c.meta.tenant = id.TenantID
 	c.scheduleExpiry(id.ExpiresAt)
+	if id.TenantID != old.TenantID || !slices.Equal(id.Roles, old.Roles) {
+		c.reauthorize(id)
+	}
 	c.ack(in)
+}
+
+// reauthorize brings the connection's rooms in line with a refreshed
+// identity whose tenant or roles changed: the automatic rooms are those of
+// the new identity, and every other room is checked against the room policy
+// again, as if joined now. What the new token no longer grants is left.
+func (c *conn) reauthorize(id auth.Identity) {
+	auto, err := c.autoRooms(id)
+	if err != nil {
+		c.setReason("auto_rooms_failed")
+		c.closeWith(CloseInternalError, "internal error", "")
+		return
+	}
+	keep := make(map[string]bool, len(auto))
+	for _, name := range auto {
+		keep[name] = true
+	}
+	for _, name := range c.h.index.RoomsOf(c, nil) {
+		if keep[name] {
+			continue
+		}
+		if !c.isAuto(name) {
+			ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+			err := c.h.opts.Rooms.CanJoin(ctx, id, name)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
+		c.h.leave(c, name)
+		c.h.log.Info("room_revoked", c.msgAttrs(slog.String("room", name))...)
+	}
+	for _, name := range auto {
+		if err := c.h.join(c, name); err != nil {
+			c.h.log.Error("auto_join_failed", c.msgAttrs(slog.String("room", name), slog.String("reason", err.Error()))...)
+		}
+	}
+	c.setAuto(auto)
 }
 
 // msgAttrs are the log attributes of the message being handled: the

@@ -48,8 +48,9 @@ type Hub struct {
 	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
 	handlers   map[string]*handler
 
-	connsMu sync.RWMutex // guards conns
+	connsMu sync.RWMutex // guards conns and users
 	conns   map[string]*conn
+	users   map[string]map[*conn]struct{} // established connections by user id
 
 	liveMu  sync.Mutex // guards live and the transition of closing to true
 	live    int        // requests inside ServeHTTP past the shutdown check
@@ -72,6 +73,7 @@ func New(opts Options) (*Hub, error) {
 		index:    room.NewIndex[*conn](opts.MaxRoomsPerConn),
 		handlers: make(map[string]*handler),
 		conns:    make(map[string]*conn),
+		users:    make(map[string]map[*conn]struct{}),
 		drained:  make(chan struct{}),
 	}
 	if h.broker == nil {

@@ -181,10 +181,6 @@ func TestRooms(t *testing.T) {
 	})
 	alice := e.connect(claims{sub: "alice", tenant: "acme"})
 	admin := e.connect(claims{sub: "root", roles: []string{"admin"}})
-	join := func(c *client, id int, name string) frame {
-		c.send(map[string]any{"type": "join", "id": id, "room": name})
-		return c.next()
-	}
 	cases := []struct {
 		name string
 		c    *client
@@ -211,18 +207,21 @@ func TestRooms(t *testing.T) {
 	}
 	t.Run("room_limit_counts_automatic_rooms", func(t *testing.T) {
 		e2 := newEnv(t, func(o *hub.Options) {
-			o.MaxRoomsPerConn = 2
+			o.MaxRoomsPerConn = 3
 			o.Rooms = allowAll
 		})
 		c := e2.connect(claims{sub: "dave", tenant: "acme"}) // user:dave, tenant:acme
-		if f := join(c, 1, "topic:a"); f.Code != "ROOM_LIMIT_EXCEEDED" {
+		if f := join(c, 1, "topic:a"); f.Type != "ack" {
+			t.Fatalf("third room: %+v", f)
+		}
+		if f := join(c, 2, "topic:b"); f.Code != "ROOM_LIMIT_EXCEEDED" {
 			t.Fatalf("got %+v, want ROOM_LIMIT_EXCEEDED", f)
 		}
-		c.send(map[string]any{"type": "leave", "id": 2, "room": "tenant:acme"})
+		c.send(map[string]any{"type": "leave", "id": 3, "room": "topic:a"})
 		if f := c.next(); f.Type != "ack" {
 			t.Fatalf("leave: %+v", f)
 		}
-		if f := join(c, 3, "topic:a"); f.Type != "ack" {
+		if f := join(c, 4, "topic:b"); f.Type != "ack" {
 			t.Fatalf("join after leave: %+v", f)
 		}
 	})

@@ -21,7 +21,8 @@ import (
 //	offset   uvarint, epoch string (a stream position, or 0 and empty)
 //	data     bytes (JSON, or empty)
 //	binary   uvarint count, then each as bytes
-//	and, for relayDisconnect: the bye reason, to the end.
+//	for relayDisconnect: the bye reason, to the end;
+//	for relayJoin and relayLeave: the room name, to the end.
 //
 // A string or bytes field is a uvarint length and the bytes.
 const relayVersion = 2
@@ -29,7 +30,9 @@ const relayVersion = 2
 // Relay kinds.
 const (
 	relayMessage    byte = 0 // an event for every local member
-	relayDisconnect byte = 1 // close every local member, with a bye reason
+	relayDisconnect byte = 1 // close every local connection of the topic, with a bye reason
+	relayJoin       byte = 2 // add every local connection of the user topic to a room
+	relayLeave      byte = 3 // remove them from a room
 )
 
 // maxRelayAttachments bounds what a relayed message may claim to carry.
@@ -68,6 +71,13 @@ func appendRelayDisconnect(dst []byte, reason string) []byte {
 	dst = append(dst, relayVersion, relayDisconnect)
 	dst = appendRelayString(dst, "")
 	return append(dst, reason...)
+}
+
+// appendRelayRoom appends the relay form of a membership change.
+func appendRelayRoom(dst []byte, kind byte, name string) []byte {
+	dst = append(dst, relayVersion, kind)
+	dst = appendRelayString(dst, "")
+	return append(dst, name...)
 }
 
 // relayReader decodes fields in order; the first error sticks.
@@ -109,7 +119,7 @@ type relay struct {
 	kind   byte
 	except string
 	msg    protocol.Message // relayMessage
-	reason string           // relayDisconnect
+	reason string           // relayDisconnect; the room of relayJoin and relayLeave
 }
 
 func parseRelay(p []byte) (relay, error) {
@@ -121,7 +131,7 @@ func parseRelay(p []byte) (relay, error) {
 	r := relayReader{p: p[2:]}
 	rl.except = string(r.bytes())
 	switch rl.kind {
-	case relayDisconnect:
+	case relayDisconnect, relayJoin, relayLeave:
 		rl.reason = string(r.p)
 		return rl, r.err
 	case relayMessage:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ func (h *Hub) join(c *conn, name string) error {
 	}
 	// Not only on the first join: a first joiner whose Subscribe failed
 	// leaves, and a member that joined meanwhile must not stay unsubscribed.
-	if err := h.subs.sync(name); err != nil {
+	if err := h.subs.sync(topicRoomPrefix + name); err != nil {
 		h.leave(c, name)
 		return fmt.Errorf("hub: subscribe %s: %w", name, err)
 	}
@@ -48,7 +49,7 @@ func (h *Hub) leave(c *conn, name string) (left, last bool) {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
 	if last {
-		_ = h.subs.sync(name)
+		_ = h.subs.sync(topicRoomPrefix + name)
 	}
 	return left, last
 }
@@ -61,7 +62,7 @@ func (h *Hub) leaveAll(c *conn) {
 		}
 	}
 	for _, name := range h.index.LeaveAll(c) {
-		_ = h.subs.sync(name)
+		_ = h.subs.sync(topicRoomPrefix + name)
 	}
 }
 
@@ -109,7 +110,7 @@ func (h *Hub) LeaveConn(connID, name string) error {
 }
 
 // subscriptions keeps the broker subscribed to exactly the rooms with local
-// members. Joins and leaves of one room may race; instead of trusting the
+// members and the users with local connections. Joins and leaves of one room may race; instead of trusting the
 // order of first/last events, sync compares the index with what the broker
 // was told, under a per-room stripe lock, so the end state is always right.
 type subscriptions struct {
@@ -132,30 +133,45 @@ func (s *subscriptions) init(h *Hub) {
 	}
 }
 
-func (s *subscriptions) sync(name string) error {
-	st := &s.stripes[maphash.String(s.seed, name)%uint64(len(s.stripes))]
+// sync makes the broker subscription of topic (a room's or a user's)
+// match whether this node has a connection for it.
+func (s *subscriptions) sync(topic string) error {
+	st := &s.stripes[maphash.String(s.seed, topic)%uint64(len(s.stripes))]
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	_, have := st.on[name]
-	want := s.h.index.Count(name) > 0
+	_, have := st.on[topic]
+	want := s.h.wanted(topic)
 	if want == have {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if want {
-		if err := s.h.broker.Subscribe(ctx, topicRoomPrefix+name); err != nil {
+		if err := s.h.broker.Subscribe(ctx, topic); err != nil {
 			return err
 		}
-		st.on[name] = struct{}{}
+		st.on[topic] = struct{}{}
 		return nil
 	}
-	delete(st.on, name)
-	if err := s.h.broker.Unsubscribe(ctx, topicRoomPrefix+name); err != nil {
-		s.h.log.Warn("unsubscribe_failed", slog.String("room", name), slog.String("error", err.Error()))
+	delete(st.on, topic)
+	if err := s.h.broker.Unsubscribe(ctx, topic); err != nil {
+		s.h.log.Warn("unsubscribe_failed", slog.String("topic", topic), slog.String("error", err.Error()))
 		return err
 	}
 	return nil
+}
+
+// wanted reports whether this node has a connection topic is for.
+func (h *Hub) wanted(topic string) bool {
+	if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
+		return h.index.Count(name) > 0
+	}
+	if user, ok := strings.CutPrefix(topic, topicUserPrefix); ok {
+		h.connsMu.RLock()
+		defer h.connsMu.RUnlock()
+		return len(h.users[user]) > 0
+	}
+	return false
 }
 
 // syncAll subscribes the topic every node listens on.
@@ -190,4 +206,43 @@ func (s *subscriptions) retryAll() {
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// addUser records c under its user, and subscribes the node to the user's
+// topic: what is sent to a user reaches its connections by identity, not
+// through a room they could leave.
+func (h *Hub) addUser(c *conn, user string) error {
+	h.connsMu.Lock()
+	set := h.users[user]
+	if set == nil {
+		set = make(map[*conn]struct{}, 1)
+		h.users[user] = set
+	}
+	set[c] = struct{}{}
+	h.connsMu.Unlock()
+	return h.subs.sync(topicUserPrefix + user)
+}
+
+// removeUser undoes addUser.
+func (h *Hub) removeUser(c *conn, user string) {
+	h.connsMu.Lock()
+	if set := h.users[user]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.users, user)
+		}
+	}
+	h.connsMu.Unlock()
+	_ = h.subs.sync(topicUserPrefix + user)
+}
+
+// userConns returns the local connections of user.
+func (h *Hub) userConns(user string) []*conn {
+	h.connsMu.RLock()
+	defer h.connsMu.RUnlock()
+	out := make([]*conn, 0, len(h.users[user]))
+	for c := range h.users[user] {
+		out = append(out, c)
+	}
+	return out
 }
