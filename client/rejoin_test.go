@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
@@ -17,7 +15,7 @@ import (
 
 func TestRejoin(t *testing.T) {
 	t.Run("rooms_beyond_the_join_burst_are_rejoined_after_a_pause", func(t *testing.T) {
-		slowJoins := func(o *hub.Options) { o.EventRate = hub.Limit{Rate: rate.Limit(5), Burst: 5} }
+		slowJoins := func(o *hub.Options) { o.EventRate = hub.Limit{Rate: 5, Burst: 5} }
 		s := startServer(t, newHub(t, slowJoins))
 		rec := newRecorder()
 		opts := s.options(t, "alice")

@@ -130,7 +130,8 @@ func (l *Limits) Admit(ctx context.Context, userID string) (release func(), err 
 	n := l.users[userID]
 	if n >= l.perUser {
 		l.mu.Unlock()
-		logRefusal(ctx, l.log, eventUserLimit, reqInfoFrom(ctx), userID)
+		// Not logged here: the hub, which asked, logs and counts every
+		// refusal it answers, once.
 		return func() {}, &protocol.Refusal{
 			Status:     http.StatusTooManyRequests,
 			Code:       protocol.CodeConnectionLimit,

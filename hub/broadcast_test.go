@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
@@ -120,7 +122,7 @@ func TestHandlerContextBroadcastAndServerJoin(t *testing.T) {
 	hub.Handle(e.hub, "say", func(ctx hub.Context, in struct {
 		Text string `json:"text"`
 	}) (struct{}, error) {
-		return struct{}{}, ctx.Broadcast("case:9", "said", in)
+		return struct{}{}, ctx.Broadcast("case:9", "said", in, hub.Except(ctx.ConnID()))
 	})
 	a := e.connect(claims{sub: "a"})
 	b := e.connect(claims{sub: "b"})
@@ -143,7 +145,7 @@ func TestHandlerContextBroadcastAndServerJoin(t *testing.T) {
 	if err := e.hub.ToUser(context.Background(), "a", "marker", nil); err != nil {
 		t.Fatal(err)
 	}
-	assertNext(t, a, "marker") // ctx.Broadcast left the sender out
+	assertNext(t, a, "marker") // Except(ctx.ConnID()) left the sender out
 }
 
 func TestTwoHubsOnOneBus(t *testing.T) {
@@ -183,7 +185,7 @@ func TestDisconnectUserEverywhere(t *testing.T) {
 		if f.Type != "bye" || !strings.Contains(string(f.Data), "logout") {
 			t.Fatalf("got %+v, want bye logout", f)
 		}
-		if got := c.closeStatus(); got != hub.CloseUnauthorized {
+		if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 			t.Fatalf("close = %d, want 4001", got)
 		}
 	}
@@ -247,7 +249,7 @@ func TestPresenceStoreSeesOnlyRealMemberships(t *testing.T) {
 	e := newEnv(t, func(o *hub.Options) {
 		o.Rooms = allowAll
 		o.Presence = store
-		o.AutoRooms = func(auth.Identity) []string { return nil }
+		o.AutoRooms = func(context.Context, auth.Identity) ([]string, error) { return nil, nil }
 	})
 	c := e.connect(claims{sub: "alice"})
 	for i, m := range []map[string]any{
@@ -290,7 +292,7 @@ func TestJoinRacingCleanupLeavesNoPresence(t *testing.T) {
 	p := &gatedPresence{room: "case:late", entered: make(chan struct{}), proceed: make(chan struct{})}
 	e := newEnv(t, func(o *hub.Options) {
 		o.Presence = p
-		o.AutoRooms = func(auth.Identity) []string { return nil }
+		o.AutoRooms = func(context.Context, auth.Identity) ([]string, error) { return nil, nil }
 	})
 	c := e.connect(claims{sub: "alice"})
 	id := c.connID()

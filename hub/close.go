@@ -1,17 +1,9 @@
 package hub
 
 import (
-	"github.com/coder/websocket"
-
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/wire"
-)
-
-// RFC 6455 close codes the hub sends besides its own (errors.go).
-const (
-	CloseServiceRestart = websocket.StatusServiceRestart
-	CloseInternalError  = websocket.StatusInternalError
-	closeTryAgainLater  = websocket.StatusTryAgainLater
+	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
 // startClose asks the writer for the close frame, after final; with now,
@@ -25,7 +17,7 @@ func (c *conn) startClose(code wire.StatusCode, reason string, final []wire.Fram
 
 // closeWith closes the connection with code after the frames already
 // queued, preceded by a bye when byeReason is set. Later calls are ignored.
-func (c *conn) closeWith(code websocket.StatusCode, reason, byeReason string) {
+func (c *conn) closeWith(code wsproto.CloseCode, reason, byeReason string) {
 	var bye []wire.Frame
 	if byeReason != "" {
 		bye = c.codec.Encode(nil, &protocol.Message{Kind: protocol.MsgBye, Text: byeReason})

@@ -44,6 +44,9 @@ type conn struct {
 	done       chan struct{}                 // closed once the close frame is out or writing failed
 	doneOnce   sync.Once
 
+	stateMu sync.Mutex // guards values
+	values  map[any]any
+
 	autoMu sync.Mutex // guards auto
 	auto   []string   // the automatic rooms, which the client cannot leave
 
@@ -68,8 +71,9 @@ type conn struct {
 	seq      uint64
 }
 
-// newConn wraps an upgraded socket; serve runs it.
-func newConn(h *Hub, meta requestMeta, up wire.Upgraded) *conn {
+// newConn wraps an upgraded socket; serve runs it. base is the context its
+// handlers derive from.
+func newConn(h *Hub, base context.Context, meta requestMeta, up wire.Upgraded) *conn {
 	c := &conn{
 		h:        h,
 		id:       newID(),
@@ -82,7 +86,7 @@ func newConn(h *Hub, meta requestMeta, up wire.Upgraded) *conn {
 	c.holds.Store(1)
 	meta.connID = c.id
 	c.meta = meta
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.ctx, c.cancel = context.WithCancel(base)
 	c.out.Init(wire.NewTransport(up.Conn), &h.writerCfg, c)
 	c.in.Reset(up.Conn, up.Buffered, wire.ReaderOptions{
 		MaxMessageBytes: h.opts.MaxMessageBytes,
@@ -179,11 +183,14 @@ func (c *conn) establish(id auth.Identity) bool {
 		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
 		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
 	}})
+	if fn := c.h.opts.OnConnect; fn != nil {
+		c.hook("OnConnect", func() { fn(c.info()) })
+	}
 	return true
 }
 
-// autoRooms returns the automatic rooms of id, with a panic in the user's
-// AutoRooms reported as an error.
+// autoRooms returns the automatic rooms of id. An error, or a panic in the
+// user's AutoRooms, is logged and returned.
 func (c *conn) autoRooms(id auth.Identity) (rooms []string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -191,7 +198,22 @@ func (c *conn) autoRooms(id auth.Identity) (rooms []string, err error) {
 			err = errPanic
 		}
 	}()
-	return c.h.opts.AutoRooms(id), nil
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	defer cancel()
+	if rooms, err = c.h.opts.AutoRooms(ctx, id); err != nil {
+		c.h.log.Error("auto_rooms_failed", c.meta.attrs(slog.String("error", err.Error()))...)
+	}
+	return rooms, err
+}
+
+// hook runs a connect or disconnect hook, recovering a panic.
+func (c *conn) hook(name string, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.log.Error("hook_panic", c.meta.attrs(slog.String("hook", name), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+		}
+	}()
+	fn()
 }
 
 func (c *conn) setAuto(rooms []string) {
@@ -298,7 +320,10 @@ func (c *conn) cleanup() {
 		c.h.obs.Disconnected(reason, time.Since(c.started))
 		c.h.log.Info("disconnect", c.meta.attrs(
 			slog.String("reason", reason),
-			slog.Duration("duration", time.Since(c.started)),
+			slog.Int64("duration_ms", time.Since(c.started).Milliseconds()),
 			slog.Int("dropped", int(c.dropped.Load())))...)
+		if fn := c.h.opts.OnDisconnect; fn != nil {
+			c.hook("OnDisconnect", func() { fn(c.info(), reason) })
+		}
 	}
 }

@@ -74,7 +74,7 @@ func (c *conn) allow(key string, l Limit) bool {
 		if c.limiters == nil {
 			c.limiters = make(map[string]*rate.Limiter, 4)
 		}
-		lim = rate.NewLimiter(l.Rate, l.Burst)
+		lim = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
 		c.limiters[key] = lim
 	}
 	return lim.Allow()
@@ -135,14 +135,16 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	// that finished must not make its own result race its deadline.
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 	defer cancel()
-	hctx := Context{Context: ctx, c: c, msgID: in.ID, seq: c.seq}
+	cl := &call{c: c, event: hd.event, msgID: in.ID, seq: c.seq}
+	hctx := Context{Context: context.WithValue(ctx, callKey{}, cl), call: cl}
+	fn := c.h.chain(hd.fn)
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
 				c.h.log.Error("handler_panic", c.meta.attrs(
-					slog.Uint64("msg_seq", hctx.seq), // not c.seq: the read loop may have moved on
+					slog.Uint64("msg_seq", cl.seq), // not c.seq: the read loop may have moved on
 					slog.String("ws_event", hd.event),
 					slog.String("panic", fmt.Sprint(p)),
 					slog.String("stack", string(debug.Stack())))...)
@@ -150,7 +152,11 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 				done <- result{err: errPanic}
 			}
 		}()
-		data, err := hd.call(hctx, arg)
+		out, err := fn(hctx, arg)
+		var data []byte
+		if err == nil {
+			data, err = encodeData(out)
+		}
 		c.h.obs.HandlerDone(hd.event, time.Since(start))
 		done <- result{data, err}
 	}()
@@ -175,7 +181,7 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	c.replyError(in, CodeTimeout, "handler timed out")
 	if n > maxStuckPerUser {
 		c.setReason("handlers_stuck")
-		c.closeWith(closeTryAgainLater, "server busy", "")
+		c.closeWith(CloseTryAgainLater, "server busy", "")
 	}
 }
 
@@ -231,6 +237,9 @@ func (c *conn) reply(in protocol.Inbound, event string, res result) {
 	}
 	var he *Error
 	if errors.As(res.err, &he) {
+		if he.Cause != nil {
+			c.h.log.Warn("handler_error", c.msgAttrs(slog.String("ws_event", event), slog.String("code", he.Code), slog.String("error", he.Cause.Error()))...)
+		}
 		c.replyError(in, he.Code, he.Message)
 		return
 	}

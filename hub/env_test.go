@@ -128,15 +128,21 @@ func (e *env) dialRaw(ctx context.Context, h http.Header, subprotocols ...string
 // connect dials as the user of c and consumes the welcome.
 func (e *env) connect(c claims) *client {
 	e.t.Helper()
+	return e.connectWith(e.header(token(e.t, c)))
+}
+
+// connectWith dials with the handshake header h and consumes the welcome.
+func (e *env) connectWith(h http.Header) *client {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, resp, err := e.dialRaw(ctx, e.header(token(e.t, c)))
+	ws, resp, err := e.dialRaw(ctx, h)
 	if err != nil {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		e.t.Fatalf("dial as %s: %v (status %d)", c.sub, err, status)
+		e.t.Fatalf("dial: %v (status %d)", err, status)
 	}
 	cl := &client{t: e.t, ws: ws}
 	e.t.Cleanup(func() { ws.CloseNow() })

@@ -4,38 +4,48 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/coder/websocket"
+	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
-// Error codes sent to clients in error frames (docs/PROTOCOL.md).
+// Error codes sent to clients in error frames (docs/PROTOCOL.md); the same
+// values as package protocol's, which clients use.
 const (
-	CodeInvalidMessage    = "INVALID_MESSAGE"
-	CodeUnknownEvent      = "UNKNOWN_EVENT"
-	CodeMessageTooLarge   = "MESSAGE_TOO_LARGE"
-	CodeRateLimited       = "RATE_LIMITED"
-	CodeForbidden         = "FORBIDDEN"
-	CodeRoomLimitExceeded = "ROOM_LIMIT_EXCEEDED"
-	CodeUnauthorized      = "UNAUTHORIZED"
-	CodeTokenExpired      = "TOKEN_EXPIRED"
-	CodeTimeout           = "TIMEOUT"
-	CodeInternal          = "INTERNAL"
+	CodeInvalidMessage    = wsproto.CodeInvalidMessage
+	CodeUnknownEvent      = wsproto.CodeUnknownEvent
+	CodeMessageTooLarge   = wsproto.CodeMessageTooLarge
+	CodeRateLimited       = wsproto.CodeRateLimited
+	CodeForbidden         = wsproto.CodeForbidden
+	CodeRoomLimitExceeded = wsproto.CodeRoomLimitExceeded
+	CodeUnauthorized      = wsproto.CodeUnauthorized
+	CodeTokenExpired      = wsproto.CodeTokenExpired
+	CodeTimeout           = wsproto.CodeTimeout
+	CodeInternal          = wsproto.CodeInternal
 )
 
-// Close codes wsgate uses beyond the RFC 6455 ones (docs/PROTOCOL.md says
-// which a client should reconnect after).
+// Close codes the hub sends; package protocol documents which a client
+// should reconnect after.
 const (
 	// CloseUnauthorized: no valid credential (first-message auth failed or
-	// timed out). Reconnect only with a new credential.
-	CloseUnauthorized websocket.StatusCode = 4001
+	// timed out), or the server logged the user out. Reconnect only with a
+	// new credential.
+	CloseUnauthorized = wsproto.CloseUnauthorized
 	// CloseIdle: the connection sent nothing for Options.IdleTimeout.
-	CloseIdle websocket.StatusCode = 4002
+	CloseIdle = wsproto.CloseIdle
 	// CloseTokenExpired: the credential expired and was not refreshed.
 	// Reconnect with a fresh token.
-	CloseTokenExpired websocket.StatusCode = 4003
+	CloseTokenExpired = wsproto.CloseTokenExpired
 	// CloseSlowConsumer: the send queue overflowed. Reconnect with backoff.
-	CloseSlowConsumer websocket.StatusCode = 4008
+	CloseSlowConsumer = wsproto.CloseSlowConsumer
 	// CloseConnectionLimit: the user holds too many connections.
-	CloseConnectionLimit websocket.StatusCode = 4029
+	CloseConnectionLimit = wsproto.CloseConnectionLimit
+	// CloseServiceRestart: the node is shutting down; reconnect, to another
+	// node.
+	CloseServiceRestart = wsproto.CloseServiceRestart
+	// CloseInternalError: the server failed; reconnect with backoff.
+	CloseInternalError = wsproto.CloseInternalError
+	// CloseTryAgainLater: the server is overloaded by this connection's
+	// handlers; reconnect with backoff.
+	CloseTryAgainLater = wsproto.CloseTryAgainLater
 )
 
 // Error is an error a handler returns to send a specific code to the client.
@@ -43,11 +53,21 @@ const (
 // generic message; its text goes only to the log.
 type Error struct {
 	Code    string
-	Message string
+	Message string // sent to the client as is: keep internals out of it
+	// Cause is logged with the message's correlation ids, never sent.
+	Cause error
 }
 
 // Error implements error.
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Code + ": " + e.Message + ": " + e.Cause.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Unwrap returns Cause, for errors.Is and errors.As.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an *Error with code and a formatted, client-visible message.
 // The message is sent to the client as is: keep internals out of it.

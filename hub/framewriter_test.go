@@ -5,14 +5,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/wsgate/wsgate/hub"
 )
@@ -96,7 +95,7 @@ func readToClose(t *testing.T, rc *rawConn) (code, texts int) {
 // and every ping must be answered.
 func TestQueuedFramesAndControlFramesShareTheSocket(t *testing.T) {
 	e := newEnv(t, func(o *hub.Options) {
-		o.ClientPingRate = hub.Limit{Rate: rate.Inf, Burst: 1}
+		o.ClientPingRate = hub.Limit{Rate: math.Inf(1), Burst: 1}
 		o.SendQueueMessages = 10_000
 		o.SendQueueBytes = 64 << 20
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
@@ -18,10 +19,41 @@ import (
 type handler struct {
 	event string
 	limit Limit
-	// decode turns the raw data into a validated, sanitized *In.
+	// decode turns the raw data into a validated, sanitized In.
 	decode func(data []byte) (any, error)
-	// call runs the user function and encodes its result.
-	call func(ctx Context, in any) ([]byte, error)
+	// fn runs the user function.
+	fn HandlerFunc
+}
+
+// HandlerFunc is a registered handler with its types erased, as Middleware
+// sees it: in is the handler's input (of its In type), decoded, validated
+// and sanitized; out is what the handler returned, to be sent as the ack's
+// data.
+type HandlerFunc func(ctx Context, in any) (out any, err error)
+
+// Middleware wraps every handler call — tracing, audit, per-event
+// authorization — without touching each registration. It runs on the
+// handler's goroutine, within its deadline, after validation; what it
+// returns is answered like a handler's result (an *Error to send a code).
+type Middleware func(next HandlerFunc) HandlerFunc
+
+// Use adds middleware around every handler, the first given outermost. It
+// applies to the messages handled after it returns; call it before serving.
+func (h *Hub) Use(mw ...Middleware) {
+	h.handlersMu.Lock()
+	defer h.handlersMu.Unlock()
+	h.middleware = append(slices.Clip(h.middleware), mw...)
+}
+
+// chain wraps fn in the middleware.
+func (h *Hub) chain(fn HandlerFunc) HandlerFunc {
+	h.handlersMu.RLock()
+	mws := h.middleware
+	h.handlersMu.RUnlock()
+	for i := len(mws) - 1; i >= 0; i-- {
+		fn = mws[i](fn)
+	}
+	return fn
 }
 
 // HandlerOption configures one registered event.
@@ -57,6 +89,12 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 		panic(fmt.Sprintf("hub: handler input for %s must not be a pointer (%v)", event, inType))
 	}
 	isStruct := inType.Kind() == reflect.Struct
+	container := isContainer(inType)
+	if container && h.opts.Sanitizer.Needed(elemStruct(inType)) {
+		// Sanitizing walks struct fields; the elements of a slice or map
+		// input would be left as they came.
+		panic(fmt.Sprintf("hub: handler input for %s: wrap the %v in a struct to sanitize its elements", event, inType))
+	}
 	sanitize := isStruct && h.opts.Sanitizer.Needed(inType)
 	if sanitize {
 		// A misused sanitize tag is a programming error: report it now, not
@@ -76,8 +114,15 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 				return nil, err
 			}
 		}
-		if isStruct {
+		switch {
+		case isStruct:
 			if err := h.validate.Struct(in); err != nil {
+				return nil, validationError(err)
+			}
+		case container:
+			// Every element of a slice, array or map input is validated
+			// like a struct input.
+			if err := h.validate.Var(*in, "dive"); err != nil {
 				return nil, validationError(err)
 			}
 		}
@@ -86,15 +131,9 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 				return nil, err
 			}
 		}
-		return in, nil
+		return *in, nil
 	}
-	hd.call = func(ctx Context, in any) ([]byte, error) {
-		out, err := fn(ctx, *in.(*In))
-		if err != nil {
-			return nil, err
-		}
-		return encodeData(out)
-	}
+	hd.fn = func(ctx Context, in any) (any, error) { return fn(ctx, in.(In)) }
 	for _, o := range opts {
 		o(hd)
 	}
@@ -104,6 +143,40 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 		panic("hub: duplicate handler for " + event)
 	}
 	h.handlers[event] = hd
+}
+
+// isContainer reports whether t is a slice, an array or a map.
+func isContainer(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return true
+	}
+	return false
+}
+
+// elemStruct returns the struct type a container's elements are (through
+// pointers and nested containers), or t's element type.
+func elemStruct(t reflect.Type) reflect.Type {
+	for isContainer(t) || t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// RegisterValidation adds a validation tag for handler inputs, e.g.
+// `validate:"sku"`: fn receives the field's value and reports whether it is
+// valid. Register tags before the handlers that use them; it fails for an
+// empty tag or one validator/v10 already defines.
+func (h *Hub) RegisterValidation(tag string, fn func(field reflect.Value) bool) error {
+	if tag == "" || fn == nil {
+		return errors.New("hub: RegisterValidation needs a tag and a func")
+	}
+	h.handlersMu.Lock()
+	defer h.handlersMu.Unlock()
+	if err := h.validate.RegisterValidation(tag, func(fl validator.FieldLevel) bool { return fn(fl.Field()) }); err != nil {
+		return fmt.Errorf("hub: register validation %q: %w", tag, err)
+	}
+	return nil
 }
 
 func (h *Hub) handler(event string) *handler {

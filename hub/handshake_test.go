@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,11 +119,15 @@ func TestWelcomeCarriesIdentity(t *testing.T) {
 }
 
 func TestUserConnectionLimitAnswersBeforeUpgrade(t *testing.T) {
-	limits, err := guard.NewLimits(guard.LimitsOptions{PerUser: 2})
+	var limits *guard.Limits
+	e := newEnv(t, func(o *hub.Options) {
+		o.Admit = func(ctx context.Context, user string) (func(), error) { return limits.Admit(ctx, user) }
+	})
+	// guard and the hub log into the same sink: the refusal is one line.
+	limits, err := guard.NewLimits(guard.LimitsOptions{PerUser: 2, Logger: slog.New(slog.NewJSONHandler(e.log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(o *hub.Options) { o.Admit = limits.Admit })
 	e.connect(claims{sub: "bob"})
 	second := e.connect(claims{sub: "bob"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -134,6 +139,9 @@ func TestUserConnectionLimitAnswersBeforeUpgrade(t *testing.T) {
 	assertRefusal(t, resp, http.StatusTooManyRequests, "CONNECTION_LIMIT_EXCEEDED")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
+	}
+	if n := strings.Count(e.log.String(), `"event":"user_connection_limit"`); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, e.log.String())
 	}
 	e.connect(claims{sub: "carol"}) // other users are unaffected
 
@@ -175,7 +183,7 @@ func TestFirstMessageAuth(t *testing.T) {
 	})
 	t.Run("silence_closes_with_4001", func(t *testing.T) {
 		c := dial(t)
-		if got := c.closeStatus(); got != hub.CloseUnauthorized {
+		if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 			t.Fatalf("close = %d, want 4001", got)
 		}
 	})
@@ -185,7 +193,7 @@ func TestFirstMessageAuth(t *testing.T) {
 		if f := c.next(); f.Type != "error" || f.Code != "UNAUTHORIZED" {
 			t.Fatalf("got %+v, want UNAUTHORIZED", f)
 		}
-		if got := c.closeStatus(); got != hub.CloseUnauthorized {
+		if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 			t.Fatalf("close = %d, want 4001", got)
 		}
 	})
@@ -195,7 +203,7 @@ func TestFirstMessageAuth(t *testing.T) {
 		if f := c.next(); f.Code != "UNAUTHORIZED" {
 			t.Fatalf("got %+v, want UNAUTHORIZED", f)
 		}
-		if got := c.closeStatus(); got != hub.CloseUnauthorized {
+		if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 			t.Fatalf("close = %d, want 4001", got)
 		}
 	})
@@ -217,7 +225,7 @@ func TestSecurityLogNeverContainsTokens(t *testing.T) {
 	c.ws.Close(websocket.StatusNormalClosure, "")
 	eventually(t, "disconnect log", func() bool { return strings.Contains(e.log.String(), `"msg":"disconnect"`) })
 	logs := e.log.String()
-	for _, want := range []string{`"msg":"connect"`, `"msg":"join_forbidden"`, `"conn_id"`, `"user":"alice"`, `"tenant":"acme"`, `"ip":"127.0.0.1"`, `"reason":"client_closed"`, `"duration"`} {
+	for _, want := range []string{`"msg":"connect"`, `"msg":"join_forbidden"`, `"conn_id"`, `"user":"alice"`, `"tenant":"acme"`, `"ip":"127.0.0.1"`, `"reason":"client_closed"`, `"duration_ms"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}

@@ -4,25 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/adapter/memory"
-	"github.com/wsgate/wsgate/auth"
-	"github.com/wsgate/wsgate/internal/inflight"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/room"
-
-	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
 // Hub is the WebSocket endpoint. It is an http.Handler: mount it on any mux,
@@ -45,8 +39,9 @@ type Hub struct {
 
 	stuck stuckHandlers
 
-	handlersMu sync.RWMutex // guards handlers; written by Handle, read per message
+	handlersMu sync.RWMutex // guards handlers, middleware and validate's registrations
 	handlers   map[string]*handler
+	middleware []Middleware
 
 	connsMu sync.RWMutex // guards conns and users
 	conns   map[string]*conn
@@ -101,131 +96,6 @@ func New(opts Options) (*Hub, error) {
 		go h.subs.retryAll()
 	}
 	return h, nil
-}
-
-// ServeHTTP authenticates the request and upgrades it. Refusals before the
-// upgrade are answered with the JSON body of docs/PROTOCOL.md. After the
-// upgrade it returns, and the connection is served by a goroutine of its own
-// until it closes, so that net/http's per-request goroutine and state are
-// freed (about a third of an idle connection's memory). The connection
-// still counts as a request in flight for Shutdown and for guard.Limits'
-// Middleware until it ends; other middleware sees the request end at the
-// upgrade.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	meta := requestMeta{ip: h.opts.ClientIP(r), userAgent: r.UserAgent(), requestID: requestID(r)}
-	if err := wire.Check(r); err != nil {
-		var he *wire.HandshakeError
-		errors.As(err, &he)
-		h.obs.Refused("bad_handshake")
-		h.log.Info("handshake_refused", meta.attrs(slog.String("reason", he.Message))...)
-		if he.Status == http.StatusUpgradeRequired {
-			w.Header().Set("Upgrade", "websocket")
-			w.Header().Set("Sec-WebSocket-Version", "13")
-		}
-		(&wsproto.Refusal{Status: he.Status, Code: wsproto.CodeBadRequest, Message: he.Message}).Write(w)
-		return
-	}
-	if !h.enterRequest() {
-		h.obs.Refused("shutting_down")
-		(&wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable, Message: "server is shutting down", RetryAfter: 5 * time.Second}).Write(w)
-		return
-	}
-	detached := false
-	defer func() {
-		if !detached {
-			h.exitRequest()
-		}
-	}()
-	if !h.opts.CheckOrigin(r) {
-		h.obs.Refused("origin_rejected")
-		h.log.Warn("origin_rejected", meta.attrs(slog.String("origin", r.Header.Get("Origin")))...)
-		(&wsproto.Refusal{Status: http.StatusForbidden, Code: wsproto.CodeForbidden, Message: "origin not allowed"}).Write(w)
-		return
-	}
-	if !wire.Offers(r, h.codec.Subprotocol()) {
-		h.obs.Refused("subprotocol")
-		h.log.Info("subprotocol_missing", meta.attrs()...)
-		(&wsproto.Refusal{Status: http.StatusBadRequest, Code: wsproto.CodeBadRequest, Message: "the " + h.codec.Subprotocol() + " subprotocol is required"}).Write(w)
-		return
-	}
-	id, ok := h.authenticate(w, r, meta)
-	if !ok {
-		return
-	}
-	var release func()
-	if id != nil {
-		meta.user, meta.tenant = id.UserID, id.TenantID
-		var err error
-		if release, err = h.admit(r.Context(), *id, meta); err != nil {
-			h.obs.Refused("user_connection_limit")
-			writeAdmitError(w, err)
-			return
-		}
-	}
-	up, err := wire.Accept(w, r, wire.Response{Subprotocol: h.codec.Subprotocol(), Compression: h.opts.Compression})
-	if err != nil {
-		if release != nil {
-			release()
-		}
-		h.log.Info("upgrade_failed", meta.attrs(slog.String("reason", err.Error()))...)
-		return
-	}
-	c := newConn(h, meta, up)
-	c.release = release
-	detached = true
-	go c.runDetached(id, inflight.Detach(r.Context()))
-}
-
-// authenticate reads and verifies the request's credential. A nil identity
-// with ok means the credential is expected in the first message. When ok is
-// false, the refusal was written.
-func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta requestMeta) (*auth.Identity, bool) {
-	token, src, err := h.opts.Tokens.Extract(r)
-	switch {
-	case err == nil:
-		ident, err := h.opts.Authenticator.Authenticate(r.Context(), token)
-		if err != nil {
-			h.refuseAuth(auth.Reason(err))
-			h.log.Warn("auth_failed", meta.attrs(slog.String("source", src.String()), slog.String("reason", auth.Reason(err)))...)
-			(&wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "invalid credentials"}).Write(w)
-			return nil, false
-		}
-		return &ident, true
-	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
-		return nil, true
-	default:
-		h.refuseAuth(auth.Reason(err))
-		h.log.Warn("auth_failed", meta.attrs(slog.String("reason", auth.Reason(err)))...)
-		(&wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "credentials required"}).Write(w)
-		return nil, false
-	}
-}
-
-func (h *Hub) refuseAuth(reason string) {
-	h.obs.AuthFailed(reason)
-	h.obs.Refused("unauthorized")
-}
-
-// admit applies Options.Admit for an authenticated identity.
-func (h *Hub) admit(ctx context.Context, id auth.Identity, meta requestMeta) (func(), error) {
-	if h.opts.Admit == nil {
-		return nil, nil
-	}
-	release, err := h.opts.Admit(ctx, id.UserID)
-	if err != nil {
-		h.log.Warn("connection_refused", meta.attrs(slog.String("reason", err.Error()))...)
-		return nil, err
-	}
-	return release, nil
-}
-
-func writeAdmitError(w http.ResponseWriter, err error) {
-	var rej *wsproto.Refusal
-	if errors.As(err, &rej) {
-		rej.Write(w)
-		return
-	}
-	(&wsproto.Refusal{Status: http.StatusTooManyRequests, Code: wsproto.CodeConnectionLimit, Message: "too many connections", RetryAfter: 30 * time.Second}).Write(w)
 }
 
 // enterRequest counts a request in unless the hub is shutting down.
@@ -367,6 +237,8 @@ func newID() string {
 // requestMeta is what the security log says about a connection.
 type requestMeta struct {
 	ip, userAgent string
+	origin        string
+	host, path    string
 	user, tenant  string
 	connID        string
 	requestID     string // the caller's X-Request-ID, when well-formed

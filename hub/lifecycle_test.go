@@ -99,7 +99,7 @@ func TestTokenExpiry(t *testing.T) {
 		if f.Type != "bye" || !strings.Contains(string(f.Data), "token_expired") {
 			t.Fatalf("got %+v, want bye token_expired", f)
 		}
-		if got := c.closeStatus(); got != hub.CloseTokenExpired {
+		if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseTokenExpired) {
 			t.Fatalf("close = %d, want 4003", got)
 		}
 	})
@@ -145,7 +145,7 @@ func TestIdleTimeout(t *testing.T) {
 	if f.Type != "bye" || !strings.Contains(string(f.Data), "idle") {
 		t.Fatalf("got %+v", f)
 	}
-	if got := c.closeStatus(); got != hub.CloseIdle {
+	if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseIdle) {
 		t.Fatalf("close = %d, want 4002", got)
 	}
 }

@@ -13,13 +13,16 @@ import (
 //
 // Embed NopObserver to implement only the methods you need.
 type Observer interface {
-	// Refused counts a request refused before the upgrade: "origin_rejected",
-	// "shutting_down", "subprotocol", "unauthorized",
-	// "user_connection_limit". It also satisfies guard.Observer, whose
-	// middleware adds "handshake_throttled" and "node_full".
+	// Refused counts a request refused before the upgrade, by the event name
+	// the security log gives it: "bad_handshake", "shutting_down",
+	// "origin_rejected", "subprotocol_missing", "unauthorized", "key_lookup",
+	// "user_connection_limit", "limiter_unavailable" (or "admit_<code>" for
+	// another code of an Admit refusal). It also satisfies guard.Observer,
+	// whose middleware adds "handshake_throttled" and "node_full".
 	Refused(reason string)
-	// AuthFailed counts a credential that did not verify: "no_token",
-	// "invalid", "expired", "too_large", "different_user".
+	// AuthFailed counts a credential that did not verify, by auth.Reason:
+	// "no_token", "invalid", "expired", "too_large", "key_lookup", …, and
+	// "different_user" for a refresh with another user's token.
 	AuthFailed(reason string)
 	// Connected counts an authenticated connection.
 	Connected()
@@ -28,7 +31,8 @@ type Observer interface {
 	Disconnected(reason string, lifetime time.Duration)
 	// MessageIn counts an inbound message by event (or verb: "$join",
 	// "$leave", "$auth") and outcome: "ok", "invalid", "unknown_event",
-	// "rate_limited", "forbidden", "error", "timeout", "panic".
+	// "rate_limited", "forbidden", "error" (a handler's error, or a room
+	// rule that failed rather than denied), "timeout", "busy", "panic".
 	MessageIn(event, outcome string)
 	// HandlerDone reports how long a handler ran.
 	HandlerDone(event string, d time.Duration)

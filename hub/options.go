@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/auth"
@@ -35,9 +34,30 @@ const (
 )
 
 // Limit is a token bucket: Rate events per second on average, Burst at once.
+// A positive Rate needs a positive Burst (New refuses a bucket that would
+// refuse everything); Every builds the Rate of one event per interval.
 type Limit struct {
-	Rate  rate.Limit
+	Rate  float64
 	Burst int
+}
+
+// Every returns the Rate of one event every d: Limit{Rate: hub.Every(500 *
+// time.Millisecond), Burst: 4}.
+func Every(d time.Duration) float64 {
+	if d <= 0 {
+		return math.Inf(1)
+	}
+	return float64(time.Second) / float64(d)
+}
+
+func (l Limit) check(name string) error {
+	switch {
+	case l.Rate < 0 || l.Burst < 0:
+		return fmt.Errorf("hub: %s must not be negative", name)
+	case l.Rate > 0 && l.Burst == 0:
+		return fmt.Errorf("hub: %s has a rate but a burst of 0, which refuses every message", name)
+	}
+	return nil
 }
 
 // Options configures a Hub. The zero value of every field is safe; only
@@ -82,12 +102,27 @@ type Options struct {
 	// GlobalRole is the role whose connections join "global" on connect and
 	// may join it on request. Default "" (nobody).
 	GlobalRole string
-	// AutoRooms returns the rooms a connection joins on connect. Default:
-	// room.AutoRooms(id, GlobalRole) — user:{id}, tenant:{id}, global.
-	AutoRooms func(id auth.Identity) []string
+	// AutoRooms returns the rooms a connection joins on connect (and again
+	// after a refresh that changes its tenant or roles); the client cannot
+	// leave them. An error (a lookup that failed) closes the connection with
+	// 1011. Default: room.AutoRooms(id, GlobalRole) — user:{id},
+	// tenant:{id}, global.
+	AutoRooms func(ctx context.Context, id auth.Identity) ([]string, error)
 	// MaxRoomsPerConn caps the rooms one connection may be in, automatic ones
 	// included. Default 100.
 	MaxRoomsPerConn int
+
+	// ConnContext returns the context a connection's handlers start from,
+	// given the upgrade request's context without its cancellation (trace
+	// spans, request ids and middleware values survive the upgrade), like
+	// http.Server's ConnContext. Default: that context as is.
+	ConnContext func(ctx context.Context, r *http.Request) context.Context
+	// OnConnect is called once a connection is authenticated and welcomed;
+	// OnDisconnect when it has ended, with the reason. Both run on the
+	// connection's goroutine, outside every hub lock; a panic in them is
+	// logged. Default: none.
+	OnConnect    func(info ConnInfo)
+	OnDisconnect func(info ConnInfo, reason string)
 
 	// Presence records room membership in a store shared by every node, for
 	// Hub.Presence. Default: none; Hub.Presence answers from this
@@ -159,6 +194,30 @@ type Options struct {
 	CompressionThreshold int
 }
 
+// checkSigns refuses negative sizes and durations, and rate limits that
+// would refuse every message.
+func (o *Options) checkSigns() error {
+	for _, d := range []time.Duration{o.AuthTimeout, o.HandlerTimeout, o.AbuseWindow, o.WriteTimeout, o.PingInterval, o.PongTimeout, o.IdleTimeout} {
+		if d < 0 {
+			return errors.New("hub: timeouts and intervals must not be negative")
+		}
+	}
+	for _, n := range []int{o.MaxRoomsPerConn, o.AbuseLimit, o.SendQueueMessages, o.SendQueueBytes, o.CompressionThreshold} {
+		if n < 0 {
+			return errors.New("hub: limits and sizes must not be negative")
+		}
+	}
+	if o.MaxMessageBytes < 0 {
+		return errors.New("hub: MaxMessageBytes must not be negative")
+	}
+	for name, l := range map[string]Limit{"EventRate": o.EventRate, "MessageRate": o.MessageRate, "ClientPingRate": o.ClientPingRate} {
+		if err := l.check(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (o *Options) setDefaults() error {
 	if o.Authenticator == nil {
 		return errors.New("hub: Options.Authenticator is required")
@@ -173,7 +232,7 @@ func (o *Options) setDefaults() error {
 			*n = v
 		}
 	}
-	defLimit := func(l *Limit, r rate.Limit, b int) {
+	defLimit := func(l *Limit, r float64, b int) {
 		if l.Rate == 0 && l.Burst == 0 {
 			*l = Limit{Rate: r, Burst: b}
 		}
@@ -195,8 +254,8 @@ func (o *Options) setDefaults() error {
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = 64 << 10
 	}
-	if o.MaxMessageBytes < 0 || o.HandlerTimeout < 0 || o.IdleTimeout < 0 || o.AuthTimeout < 0 {
-		return errors.New("hub: limits and timeouts must not be negative")
+	if err := o.checkSigns(); err != nil {
+		return err
 	}
 	if o.HandlerTimeout >= o.PongTimeout {
 		// The read loop waits for a handler; while it waits, pongs are not
@@ -221,7 +280,10 @@ func (o *Options) setDefaults() error {
 	}
 	if o.AutoRooms == nil {
 		role := o.GlobalRole
-		o.AutoRooms = func(id auth.Identity) []string { return room.AutoRooms(id, role) }
+		o.AutoRooms = func(_ context.Context, id auth.Identity) ([]string, error) { return room.AutoRooms(id, role), nil }
+	}
+	if o.ConnContext == nil {
+		o.ConnContext = func(ctx context.Context, _ *http.Request) context.Context { return ctx }
 	}
 	if o.Sanitizer == nil {
 		o.Sanitizer = sanitize.New(sanitize.Options{})

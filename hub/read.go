@@ -138,7 +138,7 @@ func (c *conn) drain() {
 // allowMessage applies the connection-wide message rate.
 func (c *conn) allowMessage() bool {
 	if c.msgLimit == nil {
-		c.msgLimit = rate.NewLimiter(c.h.opts.MessageRate.Rate, c.h.opts.MessageRate.Burst)
+		c.msgLimit = rate.NewLimiter(rate.Limit(c.h.opts.MessageRate.Rate), c.h.opts.MessageRate.Burst)
 	}
 	return c.msgLimit.Allow()
 }
@@ -150,7 +150,7 @@ func (c *conn) allowMessage() bool {
 func (c *conn) allowControl() bool {
 	if c.ctlLimit == nil {
 		r := c.h.opts.ClientPingRate
-		c.ctlLimit = rate.NewLimiter(r.Rate, r.Burst)
+		c.ctlLimit = rate.NewLimiter(rate.Limit(r.Rate), r.Burst)
 	}
 	if c.ctlLimit.Allow() {
 		return true
@@ -230,8 +230,10 @@ func (c *conn) firstMessageAuth() (*auth.Identity, protocol.Inbound, bool) {
 		return nil, in, false
 	}
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
-	release, err := c.h.admit(c.ctx, id, c.meta)
-	if err != nil {
+	release, rej := c.h.admit(c.ctx, id)
+	if rej != nil {
+		c.h.obs.Refused(admitEvent(rej))
+		c.h.log.Warn("connection refused", c.meta.attrs(slog.String("event", admitEvent(rej)))...)
 		c.setReason("connection_limit")
 		c.closeWith(CloseConnectionLimit, "too many connections", "")
 		return nil, in, false

@@ -386,7 +386,7 @@ func TestReviewFirstMessageAuthTimeoutSendsAnError(t *testing.T) {
 	if f.Type != "error" || f.Code != hub.CodeUnauthorized {
 		t.Fatalf("got %+v, want an UNAUTHORIZED error", f)
 	}
-	if got := c.closeStatus(); got != hub.CloseUnauthorized {
+	if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 		t.Fatalf("close = %d, want 4001", got)
 	}
 }
@@ -453,7 +453,7 @@ func TestReviewDisconnectUserReachesEveryAcceptedUserID(t *testing.T) {
 	for {
 		f, err := c.read(2 * time.Second)
 		if err != nil {
-			if got := websocket.CloseStatus(err); got != hub.CloseUnauthorized {
+			if got := websocket.CloseStatus(err); got != websocket.StatusCode(hub.CloseUnauthorized) {
 				t.Fatalf("DisconnectUser returned nil but the connection of %q was not closed with 4001: %v", sub, err)
 			}
 			return

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
@@ -38,7 +40,7 @@ func TestNoEscapeFromOneselfByLeaving(t *testing.T) {
 	if f := c.next(); f.Type != "bye" {
 		t.Fatalf("got %+v, want bye", f)
 	}
-	if got := c.closeStatus(); got != hub.CloseUnauthorized {
+	if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 		t.Fatalf("close = %d, want 4001", got)
 	}
 }
@@ -110,7 +112,7 @@ func TestUsersWithAnyIDAreReachable(t *testing.T) {
 			if err := a.hub.DisconnectUser(context.Background(), id, "logout"); err != nil {
 				t.Fatal(err)
 			}
-			if got := c.closeStatus(); got != hub.CloseUnauthorized {
+			if got := c.closeStatus(); got != websocket.StatusCode(hub.CloseUnauthorized) {
 				t.Fatalf("close = %d, want 4001", got)
 			}
 		})

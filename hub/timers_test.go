@@ -45,7 +45,7 @@ func servePipe(t *testing.T, h *Hub, id *auth.Identity) *pipePeer {
 	if !h.enterRequest() {
 		t.Fatal("hub is shutting down")
 	}
-	c := newConn(h, requestMeta{ip: "pipe"}, wire.Upgraded{Conn: server})
+	c := newConn(h, context.Background(), requestMeta{ip: "pipe"}, wire.Upgraded{Conn: server})
 	go c.runDetached(id, func() {})
 	t.Cleanup(func() { client.Close() })
 	return &pipePeer{t: t, nc: client, br: bufio.NewReader(client)}

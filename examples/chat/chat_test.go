@@ -591,7 +591,7 @@ func TestLogsHoldNeitherTokensNorContent(t *testing.T) {
 	e.shutdown(t, alice)
 
 	logs := e.logs.String()
-	for _, want := range []string{`"auth_failed"`, `"connect"`, `"event_forbidden"`, `"disconnect"`} {
+	for _, want := range []string{`"event":"unauthorized"`, `"connect"`, `"event_forbidden"`, `"disconnect"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %s:\n%s", want, logs)
 		}

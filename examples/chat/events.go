@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/room"
@@ -129,7 +127,7 @@ type (
 // typingLimit is tighter than the hub's default (10/s): a client needs one
 // typing:start every few seconds while the user types, and a flood of them
 // would fan out to every participant.
-var typingLimit = hub.Limit{Rate: rate.Every(500 * time.Millisecond), Burst: 4}
+var typingLimit = hub.Limit{Rate: hub.Every(500 * time.Millisecond), Burst: 4}
 
 // registerEvents wires the chat events into h.
 func registerEvents(h *hub.Hub, dir *directory) {
@@ -145,7 +143,7 @@ func registerEvents(h *hub.Hub, dir *directory) {
 			MessageID:      in.MessageID,
 			UserID:         ctx.Identity().UserID,
 			ReadAt:         time.Now().UTC(),
-		})
+		}, hub.Except(ctx.ConnID()))
 	})
 	for event, typing := range map[string]bool{"typing:start": true, "typing:stop": false} {
 		hub.Handle(h, event, func(ctx hub.Context, in typingChange) (struct{}, error) {
@@ -156,15 +154,15 @@ func registerEvents(h *hub.Hub, dir *directory) {
 				UserID:         ctx.Identity().UserID,
 				ConversationID: in.ConversationID,
 				Typing:         typing,
-			})
+			}, hub.Except(ctx.ConnID()))
 		}, hub.WithRateLimit(typingLimit))
 	}
 }
 
-// sendMessage broadcasts a new message to the whole conversation room. It
-// does not use ctx.Broadcast, which leaves the sending connection out: the
-// sender's own tab renders the message from the broadcast too, so every
-// tab shows the same id, timestamp and sanitized text.
+// sendMessage broadcasts a new message to the whole conversation room, the
+// sending connection included: the sender's own tab renders the message
+// from the broadcast too, so every tab shows the same id, timestamp and
+// sanitized text.
 func sendMessage(ctx hub.Context, dir *directory, in messageSend) (sendReply, error) {
 	if err := requireParticipant(ctx, dir, in.ConversationID); err != nil {
 		return sendReply{}, err
@@ -182,7 +180,7 @@ func sendMessage(ctx hub.Context, dir *directory, in messageSend) (sendReply, er
 		Content:        in.Content,
 		SentAt:         time.Now().UTC(),
 	}
-	if err := ctx.Hub().Broadcast(ctx, conversationRoom(in.ConversationID), "message:new", msg); err != nil {
+	if err := ctx.Broadcast(conversationRoom(in.ConversationID), "message:new", msg); err != nil {
 		return sendReply{}, fmt.Errorf("broadcast message: %w", err)
 	}
 	return sendReply{ID: msg.ID, SentAt: msg.SentAt}, nil

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/wsgate/wsgate/hub"
 )
 
@@ -90,7 +88,7 @@ const (
 // markReadLimit is tighter than the hub's default (10/s, burst 20): a
 // person marks a few notifications a second at most, and every mark fans
 // out to all of the user's connections on every node.
-var markReadLimit = hub.Limit{Rate: rate.Limit(5), Burst: 10}
+var markReadLimit = hub.Limit{Rate: 5, Burst: 10}
 
 // registerEvents wires the client events into h.
 func registerEvents(h *hub.Hub) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsgate/wsgate/adapter/redis"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/redistest"
@@ -152,7 +154,7 @@ func TestBroadcastsReachEveryNodeOnce(t *testing.T) {
 					continue
 				}
 				code, frames := c.waitClosed()
-				if code != hub.CloseUnauthorized || !slices.ContainsFunc(frames, func(f frame) bool {
+				if code != websocket.StatusCode(hub.CloseUnauthorized) || !slices.ContainsFunc(frames, func(f frame) bool {
 					return f.Type == "bye" && strings.Contains(string(f.Data), "logout")
 				}) {
 					t.Errorf("%s: closed with %v after %+v, want bye logout and 4001", c, code, frames)

@@ -43,7 +43,7 @@ func newWsgate(redisAddr string) (*wsgateServer, error) {
 		CloseBroker:   true,
 		Authenticator: authn,
 		Broker:        broker,
-		AutoRooms:     func(auth.Identity) []string { return []string{wsgateRoom} },
+		AutoRooms:     func(context.Context, auth.Identity) ([]string, error) { return []string{wsgateRoom}, nil },
 	})
 	if err != nil {
 		return nil, err
