@@ -34,6 +34,9 @@ fuzz:
 	$(GO) test ./room -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz FuzzJWTAuthenticate -fuzztime $(FUZZTIME)
 	$(GO) test ./guard -run '^$$' -fuzz FuzzOriginAllow -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/eio -run '^$$' -fuzz '^FuzzPayload$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzPacket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzScanJSON$$' -fuzztime $(FUZZTIME)
 
 chat:
 	$(GO) run ./examples/chat
