@@ -148,8 +148,8 @@ func decodeBase64(s []byte) ([]byte, error) {
 	return out[:n], nil
 }
 
-// AppendFrame appends p as one WebSocket message and reports whether it must
-// be sent as a binary frame. With b64 (a client that asked for base64 with
+// AppendFrame appends p (whose Type is one of the constants above) as one
+// WebSocket message and reports whether it must be sent as a binary frame. With b64 (a client that asked for base64 with
 // the b64 query parameter) a binary message becomes a "b"+base64 text frame.
 // A binary message's bytes are appended unchanged, so a caller that can send
 // p.Data directly need not call it.

@@ -126,6 +126,9 @@ func (p *Packet) checkEncodable() error {
 	if len(p.Attachments) > maxAttachmentsCap {
 		return invalid("more than %d attachments", maxAttachmentsCap)
 	}
+	if (p.Type.IsEvent() || p.Type.IsAck()) && p.Data != nil {
+		return invalid("%s carries Args, not Data", p.Type)
+	}
 	switch {
 	case p.Type.IsEvent():
 		if p.NumericEvent && !isInteger([]byte(p.Event)) {

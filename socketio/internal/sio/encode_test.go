@@ -91,6 +91,7 @@ func TestAppendTextRefuses(t *testing.T) {
 		{"connect_with_ack_id", Packet{Type: Connect, HasID: true}},
 		{"connect_with_attachments", Packet{Type: Connect, Attachments: [][]byte{{1}}}},
 		{"unknown_type", Packet{Type: 9}},
+		{"event_with_data_instead_of_args", Packet{Type: Event, Event: "x", Data: json.RawMessage(`{}`)}},
 		{"more_than_64_attachments", Packet{Type: Event, Event: "x", Attachments: make([][]byte, 65)}},
 	}
 	for _, tc := range cases {
