@@ -56,6 +56,9 @@ fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzValidRoom -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz FuzzJWTAuthenticate -fuzztime $(FUZZTIME)
 	$(GO) test ./guard -run '^$$' -fuzz FuzzOriginAllow -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/eio -run '^$$' -fuzz '^FuzzPayload$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzPacket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzScanJSON$$' -fuzztime $(FUZZTIME)
 
 chat:
 	$(GO) run ./examples/chat
