@@ -12,7 +12,7 @@ import (
 // read but not acted on.
 func (c *conn) startClose(code wire.StatusCode, reason string, final []wire.Frame, now bool) bool {
 	c.closing.Store(true)
-	return c.out.Close(code, reason, now, final...)
+	return c.sink.Close(code, reason, now, final...)
 }
 
 // closeWith closes the connection with code after the frames already

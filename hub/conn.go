@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/internal/bridge"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/wire"
 )
@@ -27,9 +28,11 @@ type conn struct {
 	h        *Hub
 	id       string
 	codec    protocol.Codec
-	compress bool     // permessage-deflate was negotiated
-	nc       net.Conn // the hijacked socket; closed by abort only
-	out      wire.Writer
+	compress bool        // permessage-deflate was negotiated
+	nc       net.Conn    // the hijacked socket; closed by abort only; nil when bridged
+	out      wire.Writer // the socket's writer, unless bridged
+	sink     sink        // where frames go: &out, or the bridging transport's
+	bridged  bridge.Sink // the bridging transport, nil for a WebSocket of our own
 	meta     requestMeta
 	started  time.Time
 	release  func() // admission slot; called once by cleanup
@@ -43,6 +46,7 @@ type conn struct {
 	peerClosed atomic.Bool                   // the peer's close frame arrived
 	done       chan struct{}                 // closed once the close frame is out or writing failed
 	doneOnce   sync.Once
+	closedOnce sync.Once // a bridged connection is cleaned up once
 
 	stateMu sync.Mutex // guards values
 	values  map[any]any
@@ -88,6 +92,7 @@ func newConn(h *Hub, base context.Context, meta requestMeta, up wire.Upgraded) *
 	c.meta = meta
 	c.ctx, c.cancel = context.WithCancel(base)
 	c.out.Init(wire.NewTransport(up.Conn), &h.writerCfg, c)
+	c.sink = &c.out
 	c.in.Reset(up.Conn, up.Buffered, wire.ReaderOptions{
 		MaxMessageBytes: h.opts.MaxMessageBytes,
 		Compressed:      up.Compressed,
@@ -283,6 +288,10 @@ func (c *conn) markDone() { c.doneOnce.Do(func() { close(c.done) }) }
 // read and any write in progress.
 func (c *conn) abort() {
 	c.cancel()
+	if c.bridged != nil {
+		c.bridged.Abort()
+		return
+	}
 	_ = c.nc.Close()
 }
 
@@ -290,8 +299,9 @@ func (c *conn) abort() {
 // serve goroutine, whatever ended the connection.
 func (c *conn) cleanup() {
 	// A close the server asked for (error frame, bye, then close frame) is
-	// let finish first, bounded by the write timeout.
-	if c.closing.Load() {
+	// let finish first, bounded by the write timeout. A bridged connection's
+	// transport did that before it said the connection was over.
+	if c.closing.Load() && c.bridged == nil {
 		t := time.NewTimer(c.h.opts.WriteTimeout)
 		select {
 		case <-c.done:

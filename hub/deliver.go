@@ -90,7 +90,7 @@ func (f *fanout) to(c *conn) {
 	if c.id == f.except {
 		return
 	}
-	r := c.out.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...)
+	r := c.sink.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...)
 	switch r {
 	case wire.Queued:
 		f.delivered++

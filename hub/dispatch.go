@@ -25,10 +25,22 @@ const (
 	verbAuth  = "$auth"
 )
 
-// handle processes one inbound message on the read goroutine.
+// handle processes one inbound frame on the read goroutine.
 func (c *conn) handle(op wire.Opcode, frame []byte) {
+	in, err := c.codec.Decode(op, frame)
+	if errors.Is(err, protocol.ErrUnsupported) {
+		c.h.obs.MessageIn(UnknownEvent, "invalid")
+		c.setReason("unsupported_frame")
+		c.startClose(wire.StatusUnsupportedData, "text frames only", nil, true)
+		return
+	}
+	c.process(in, err)
+}
+
+// process handles one decoded message (or its decoding error), whatever
+// transport it came by.
+func (c *conn) process(in protocol.Inbound, err error) {
 	c.seq++
-	var in protocol.Inbound
 	// User code runs here too (Authorizer, Authenticator, Presence,
 	// Observer, custom UnmarshalJSON): a panic is answered like a handler's.
 	defer func() {
@@ -40,13 +52,6 @@ func (c *conn) handle(op wire.Opcode, frame []byte) {
 			c.replyError(in, CodeInternal, "internal error")
 		}
 	}()
-	in, err := c.codec.Decode(op, frame)
-	if errors.Is(err, protocol.ErrUnsupported) {
-		c.h.obs.MessageIn(UnknownEvent, "invalid")
-		c.setReason("unsupported_frame")
-		c.startClose(wire.StatusUnsupportedData, "text frames only", nil, true)
-		return
-	}
 	if err != nil {
 		c.h.obs.MessageIn(UnknownEvent, "invalid")
 		c.h.log.Info("message_invalid", c.msgAttrs(slog.String("reason", err.Error()))...)

@@ -15,7 +15,7 @@ func (c *conn) sendClass(class wire.Class, m *protocol.Message) bool {
 	if c.compress {
 		frames = deflateFrames(frames, c.h.opts.CompressionThreshold)
 	}
-	return c.queued(c.out.Send(class, frames...), class)
+	return c.queued(c.sink.Send(class, frames...), class)
 }
 
 // queued applies the slow-consumer policy to what the writer did with a
@@ -66,4 +66,12 @@ func (c *conn) ack(in protocol.Inbound) {
 	if in.HasID {
 		c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID})
 	}
+}
+
+// sink is where a connection's frames go: its own WebSocket's writer, or a
+// bridging transport (see internal/bridge).
+type sink interface {
+	Send(class wire.Class, frames ...wire.Frame) wire.Result
+	SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame) wire.Result
+	Close(code wire.StatusCode, reason string, now bool, final ...wire.Frame) bool
 }
