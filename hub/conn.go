@@ -105,47 +105,97 @@ func newConn(h *Hub, base context.Context, meta requestMeta, up wire.Upgraded) *
 // count. A panic that escapes serve (handlers and policy callbacks are
 // already recovered where they are called) is logged, not allowed to crash
 // the process.
-func (c *conn) runDetached(id *auth.Identity, held func()) {
+func (c *conn) runDetached(id *auth.Identity, st startState, held func()) {
+	defer c.finish(held)
+	if st != established && !c.startReading(id, st) {
+		return
+	}
+	c.readLoop()
+}
+
+// finish is the connection goroutine's last act: it logs a panic that
+// escaped, releases everything the connection held, and gives back the
+// request's in-flight slots (held) and Shutdown's count.
+func (c *conn) finish(held func()) {
+	if p := recover(); p != nil {
+		c.h.log.Error("panic", c.meta.attrs(slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+	}
 	defer c.h.exitRequest()
 	defer held()
+	c.cleanup()
+}
+
+// startState says how far a connection got before its reader started.
+type startState uint8
+
+const (
+	notStarted  startState = iota // the reader does everything
+	established                   // welcomed: the reader only reads
+	startFailed                   // the close is under way: the reader drains
+)
+
+// start registers the connection, arms its timers and, for an identity
+// known from the request, establishes it. ServeHTTP calls it on the request
+// goroutine, so that the reader goroutine starts afresh with the smallest
+// stack and only ever runs the shallow read loop: an idle connection's stack
+// is most of what it costs. A panic (in user code that is not recovered
+// where it is called) fails the start instead of escaping.
+func (c *conn) start(id auth.Identity) (st startState) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.h.log.Error("panic", c.meta.attrs(slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+			c.setReason("panic")
+			c.closeWith(CloseInternalError, "internal error", "")
+			st = startFailed
 		}
 	}()
-	c.serve(id)
+	c.begin()
+	if !c.establish(id) {
+		return startFailed
+	}
+	return established
 }
 
-// serve runs the connection until it ends. id is nil when the credential is
-// expected in the first message.
-func (c *conn) serve(id *auth.Identity) {
-	h := c.h
-	h.register(c)
-	defer c.cleanup()
+// begin registers the connection and arms its heartbeat.
+func (c *conn) begin() {
+	c.h.register(c)
 	c.lastRead.Store(time.Now().UnixNano())
 	c.startHeartbeat()
-	if h.closing.Load() {
+	if c.h.closing.Load() {
 		c.closeWith(CloseServiceRestart, "shutdown", "shutdown")
 	}
+}
+
+// startReading does, on the connection's goroutine, what start did not:
+// everything for a credential expected in the first message, or the drain
+// after a failed start. It reports whether the read loop should run.
+//
+//go:noinline
+func (c *conn) startReading(id *auth.Identity, st startState) bool {
+	if st == startFailed {
+		c.drain()
+		return false
+	}
+	c.begin()
 	var authMsg *protocol.Inbound
 	if id == nil {
 		fid, in, ok := c.firstMessageAuth()
 		if !ok {
 			c.drain()
-			return
+			return false
 		}
 		id, authMsg = fid, &in
 	}
 	if !c.establish(*id) {
 		c.drain()
-		return
+		return false
 	}
 	if authMsg != nil {
 		// The welcome is out first, as the protocol promises; then the
 		// answer to the auth message.
 		c.ack(*authMsg)
 	}
-	c.readLoop()
+	return true
 }
 
 // establish records the identity, joins the automatic rooms and welcomes the
@@ -203,7 +253,9 @@ func (c *conn) autoRooms(id auth.Identity) (rooms []string, err error) {
 			err = errPanic
 		}
 	}()
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	// Not a child of c.ctx, which would keep the bookkeeping of a
+	// cancelled child for the rest of an idle connection's life.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
 	if rooms, err = c.h.opts.AutoRooms(ctx, id); err != nil {
 		c.h.log.Error("auto_rooms_failed", c.meta.attrs(slog.String("error", err.Error()))...)

@@ -78,7 +78,7 @@ func (f *fanout) deliver(topic string) {
 	if user, ok := strings.CutPrefix(topic, topicUserPrefix); ok {
 		f.h.connsMu.RLock()
 		defer f.h.connsMu.RUnlock()
-		for c := range f.h.users[user] {
+		for _, c := range f.h.users[user] {
 			f.to(c)
 		}
 	}

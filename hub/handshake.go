@@ -79,7 +79,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := newConn(h, h.opts.ConnContext(context.WithoutCancel(r.Context()), r), meta, up)
 	c.release = release
 	detached = true
-	go c.runDetached(id, inflight.Detach(r.Context()))
+	st := notStarted
+	if id != nil {
+		st = c.start(*id)
+	}
+	go c.runDetached(id, st, inflight.Detach(r.Context()))
 }
 
 // authenticate reads and verifies the request's credential. A nil identity

@@ -45,7 +45,7 @@ type Hub struct {
 
 	connsMu sync.RWMutex // guards conns and users
 	conns   map[string]*conn
-	users   map[string]map[*conn]struct{} // established connections by user id
+	users   map[string][]*conn // established connections by user id
 
 	liveMu  sync.Mutex // guards live and the transition of closing to true
 	live    int        // requests inside ServeHTTP past the shutdown check
@@ -68,7 +68,7 @@ func New(opts Options) (*Hub, error) {
 		index:    room.NewIndex[*conn](opts.MaxRoomsPerConn),
 		handlers: make(map[string]*handler),
 		conns:    make(map[string]*conn),
-		users:    make(map[string]map[*conn]struct{}),
+		users:    make(map[string][]*conn),
 		drained:  make(chan struct{}),
 	}
 	if h.broker == nil {

@@ -21,23 +21,35 @@ const closeTimeout = 5 * time.Second
 const abuseTimeout = time.Second
 
 // readLoop reads and handles messages until the connection fails or closes.
+//
+// Its frames are kept small, and the work per message and per control frame
+// is in functions that are not inlined into it: an idle connection's
+// goroutine waits at the bottom of this loop, and the smaller the stack it
+// needs there, the smaller the stack the runtime gives it.
 func (c *conn) readLoop() {
 	for {
 		op, p, ok := c.next()
 		if !ok {
 			return
 		}
-		if c.closing.Load() {
-			continue // closing: what the peer still sends is not acted on
-		}
-		if !c.allowMessage() {
-			c.h.obs.MessageIn(UnknownEvent, "rate_limited")
-			in, _ := c.codec.Decode(op, p) // for the id only: the answer carries it
-			c.rateLimited(in, "")
-			continue
-		}
-		c.handle(op, p)
+		c.onMessage(op, p)
 	}
+}
+
+// onMessage handles one data message from the read loop.
+//
+//go:noinline
+func (c *conn) onMessage(op wire.Opcode, p []byte) {
+	if c.closing.Load() {
+		return // closing: what the peer still sends is not acted on
+	}
+	if !c.allowMessage() {
+		c.h.obs.MessageIn(UnknownEvent, "rate_limited")
+		in, _ := c.codec.Decode(op, p) // for the id only: the answer carries it
+		c.rateLimited(in, "")
+		return
+	}
+	c.handle(op, p)
 }
 
 // next returns the next data message. Control frames are handled here, on
@@ -46,32 +58,46 @@ func (c *conn) readLoop() {
 // peer's close frame is echoed. ok is false when the connection is over.
 func (c *conn) next() (wire.Opcode, []byte, bool) {
 	for {
+		if err := c.in.Wait(); err != nil {
+			c.readFailed(err)
+			return 0, nil, false
+		}
 		op, p, err := c.in.Next()
 		if err != nil {
 			c.readFailed(err)
 			return 0, nil, false
 		}
-		c.lastRead.Store(time.Now().UnixNano())
-		switch op {
-		case wire.OpPing, wire.OpPong:
-			if c.closing.Load() {
-				continue // waiting for the peer's close frame
-			}
-			if !c.allowControl() {
-				continue // closing now; read on until the peer answers
-			}
-			if op == wire.OpPing {
-				c.out.Pong(p)
-			} else {
-				c.gotPong()
-			}
-			continue
+		if !c.onFrame(op, p) {
+			return op, p, true
 		}
-		return op, p, true
 	}
 }
 
+// onFrame notes the arrival of a frame and handles it if it is a control
+// frame, reporting whether it was one.
+//
+//go:noinline
+func (c *conn) onFrame(op wire.Opcode, p []byte) (control bool) {
+	c.lastRead.Store(time.Now().UnixNano())
+	if op != wire.OpPing && op != wire.OpPong {
+		return false
+	}
+	switch {
+	case c.closing.Load():
+		// Waiting for the peer's close frame.
+	case !c.allowControl():
+		// Closing now; read on until the peer answers.
+	case op == wire.OpPing:
+		c.out.Pong(p)
+	default:
+		c.gotPong()
+	}
+	return true
+}
+
 // readFailed records why reading stopped and answers what needs an answer.
+//
+//go:noinline
 func (c *conn) readFailed(err error) {
 	var ce *wire.CloseError
 	switch {

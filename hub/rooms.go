@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,12 +214,9 @@ func (s *subscriptions) retryAll() {
 // through a room they could leave.
 func (h *Hub) addUser(c *conn, user string) error {
 	h.connsMu.Lock()
-	set := h.users[user]
-	if set == nil {
-		set = make(map[*conn]struct{}, 1)
-		h.users[user] = set
-	}
-	set[c] = struct{}{}
+	// A slice, not a set: a user has a connection or two per node, and an
+	// idle connection should not pay for a map.
+	h.users[user] = append(h.users[user], c)
 	h.connsMu.Unlock()
 	return h.subs.sync(topicUserPrefix + user)
 }
@@ -226,11 +224,14 @@ func (h *Hub) addUser(c *conn, user string) error {
 // removeUser undoes addUser.
 func (h *Hub) removeUser(c *conn, user string) {
 	h.connsMu.Lock()
-	if set := h.users[user]; set != nil {
-		delete(set, c)
-		if len(set) == 0 {
-			delete(h.users, user)
-		}
+	conns := h.users[user]
+	if i := slices.Index(conns, c); i >= 0 {
+		conns = slices.Delete(conns, i, i+1)
+	}
+	if len(conns) == 0 {
+		delete(h.users, user)
+	} else {
+		h.users[user] = conns
 	}
 	h.connsMu.Unlock()
 	_ = h.subs.sync(topicUserPrefix + user)
@@ -240,9 +241,5 @@ func (h *Hub) removeUser(c *conn, user string) {
 func (h *Hub) userConns(user string) []*conn {
 	h.connsMu.RLock()
 	defer h.connsMu.RUnlock()
-	out := make([]*conn, 0, len(h.users[user]))
-	for c := range h.users[user] {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(h.users[user])
 }

@@ -46,7 +46,7 @@ func servePipe(t *testing.T, h *Hub, id *auth.Identity) *pipePeer {
 		t.Fatal("hub is shutting down")
 	}
 	c := newConn(h, context.Background(), requestMeta{ip: "pipe"}, wire.Upgraded{Conn: server})
-	go c.runDetached(id, func() {})
+	go c.runDetached(id, notStarted, func() {})
 	t.Cleanup(func() { client.Close() })
 	return &pipePeer{t: t, nc: client, br: bufio.NewReader(client)}
 }

@@ -76,6 +76,25 @@ func (rd *Reader) Reset(src io.Reader, buffered []byte, opts ReaderOptions) {
 	rd.w = copy(rd.buf, buffered)
 }
 
+// Wait blocks until input is buffered, reading what the socket has into
+// the idle buffer. A connection calls it between messages so that the
+// goroutine of an idle connection waits in a shallow call, and keeps the
+// smallest stack; Next then parses without waiting unless a frame is only
+// partly there.
+func (rd *Reader) Wait() error {
+	if rd.w > rd.r {
+		return nil
+	}
+	rd.shrink()
+	rd.r, rd.w = 0, 0
+	n, err := rd.src.Read(rd.buf)
+	rd.w = n
+	if n > 0 {
+		return nil
+	}
+	return err
+}
+
 // header is a parsed frame header.
 type header struct {
 	fin, rsv1 bool
