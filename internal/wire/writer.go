@@ -350,13 +350,6 @@ func (w *Writer) release() bool {
 	return true
 }
 
-// moreQueued reports whether frames arrived since the batch was taken.
-func (w *Writer) moreQueued() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.queue) > 0 || w.flags&(fPing|fPong) != 0
-}
-
 // finish ends the writer after the close frame (err nil) or a failure.
 func (w *Writer) finish(err error) {
 	w.mu.Lock()
@@ -397,8 +390,13 @@ func (w *Writer) poolTurn(buf []byte) {
 			w.finish(nil)
 			return
 		}
-		if w.bi == len(w.batch) && w.moreQueued() {
-			w.cfg.Pool.push(w) // behind the others: every connection gets its turn
+		if w.bi == len(w.batch) {
+			// The batch is out: give the turn up, or, if more came
+			// meanwhile, queue behind the others so every connection gets
+			// its turn.
+			if !w.release() {
+				w.cfg.Pool.push(w)
+			}
 			return
 		}
 	}
