@@ -35,9 +35,9 @@ race:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # The modules beside the library, each with a go.mod of its own so that
-# their dependencies (OpenTelemetry) stay out of the library's: vet
+# their dependencies (OpenTelemetry, chi) stay out of the library's: vet
 # and race tests of each. Their dependencies come from the Go module proxy.
-MODULES ?= otel
+MODULES ?= otel examples/embedding
 modules: deps
 	@for m in $(MODULES); do \
 		echo "--- $$m"; \
