@@ -1,11 +1,12 @@
 # Newcomers: `make test` is the Go test suite (go vet and go test -race ./...).
-# CI (.ci/run) runs it, and also checks gofmt, runs `make rules`,
-# `make benchcheck` and `make e2e`.
+# CI (.ci/run) runs it, and also checks gofmt, runs `make modules` (the
+# modules beside the library), `make rules`, `make benchcheck` and
+# `make e2e`.
 GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test deps vet race rules bench benchcheck fuzz chat jstest e2e
+.PHONY: test deps vet race modules rules bench benchcheck fuzz chat jstest e2e
 
 test: deps vet race
 
@@ -32,6 +33,16 @@ vet:
 
 race:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The modules beside the library, each with a go.mod of its own so that
+# their dependencies (OpenTelemetry, chi) stay out of the library's: vet
+# and race tests of each. Their dependencies come from the Go module proxy.
+MODULES ?= otel examples/embedding
+modules: deps
+	@for m in $(MODULES); do \
+		echo "--- $$m"; \
+		(cd $$m && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...) || exit 1; \
+	done
 
 # The Prometheus alerting rules: syntax, then their unit tests. promtool
 # comes with Debian's prometheus package (CI installs it).

@@ -86,10 +86,15 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 	if err != nil {
 		return err
 	}
-	payload := appendRelayMessage(make([]byte, 0, 64+len(b.except)+len(event)+len(roomName)+len(m.Data)), b.except, &m)
+	ctx, carrier, end := h.opts.Tracer.Publish(ctx, topic, event)
+	if len(carrier) > MaxTraceCarrier {
+		carrier = nil
+	}
+	payload := appendRelayMessage(make([]byte, 0, 64+len(b.except)+len(event)+len(roomName)+len(m.Data)+len(carrier)), b.except, &m, carrier)
 	start := time.Now()
 	err = h.broker.Publish(ctx, topic, payload)
 	h.obs.Published(event, time.Since(start), err)
+	end(err)
 	return err
 }
 

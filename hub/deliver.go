@@ -28,9 +28,11 @@ func (h *Hub) deliver(topic string, payload []byte) {
 		go h.membershipLocal(topic, rl.kind, rl.reason)
 		return
 	}
+	end := h.opts.Tracer.Deliver(rl.carrier, topic, rl.msg.Event)
 	f := fanout{h: h, msg: &rl.msg, except: rl.except}
 	f.deliver(topic)
-	// Observers are user code: called once the locks are let go.
+	// Observers and tracers are user code: called once the locks are let go.
+	end(f.delivered)
 	h.obs.Delivered(f.delivered)
 	for range f.dropped {
 		h.obs.Dropped()

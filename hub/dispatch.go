@@ -141,13 +141,19 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 	defer cancel()
 	cl := &call{c: c, event: hd.event, msgID: in.ID, seq: c.seq}
-	hctx := Context{Context: context.WithValue(ctx, callKey{}, cl), call: cl}
+	tctx, end := c.h.opts.Tracer.Message(ctx, hd.event)
+	hctx := Context{Context: context.WithValue(tctx, callKey{}, cl), call: cl}
 	fn := c.h.chain(hd.fn)
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
+		ended := false // end is called once, even if it panics itself
 		defer func() {
 			if p := recover(); p != nil {
+				if !ended {
+					ended = true
+					end(errPanic)
+				}
 				c.h.log.Error("handler_panic", c.meta.attrs(
 					slog.Uint64("msg_seq", cl.seq), // not c.seq: the read loop may have moved on
 					slog.String("ws_event", hd.event),
@@ -162,6 +168,8 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 		if err == nil {
 			data, err = encodeData(out)
 		}
+		ended = true
+		end(err)
 		c.h.obs.HandlerDone(hd.event, time.Since(start))
 		done <- result{data, err}
 	}()

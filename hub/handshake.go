@@ -22,6 +22,17 @@ import (
 // for guard.Limits' Middleware until it ends; other middleware sees the
 // request end at the upgrade.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, end := h.opts.Tracer.Handshake(r)
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
+	end(h.handshake(w, r))
+}
+
+// handshake answers the upgrade request: nil once the connection is
+// upgraded and handed to its goroutine, else the refusal it wrote or the
+// error that ended it.
+func (h *Hub) handshake(w http.ResponseWriter, r *http.Request) error {
 	meta := requestMeta{
 		ip: h.opts.ClientIP(r), userAgent: truncate(r.UserAgent()), requestID: requestID(r),
 		origin: truncate(r.Header.Get("Origin")), host: truncate(r.Host), path: truncate(r.URL.Path),
@@ -33,13 +44,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Upgrade", "websocket")
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
-		h.refuse(w, r, meta, "bad_handshake", &wsproto.Refusal{Status: he.Status, Code: wsproto.CodeBadRequest, Message: he.Message})
-		return
+		return h.refuse(w, r, meta, "bad_handshake", &wsproto.Refusal{Status: he.Status, Code: wsproto.CodeBadRequest, Message: he.Message})
 	}
 	if !h.enterRequest() {
-		h.refuse(w, r, meta, "shutting_down", &wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable,
+		return h.refuse(w, r, meta, "shutting_down", &wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable,
 			Message: "server is shutting down", RetryAfter: 5 * time.Second})
-		return
 	}
 	detached := false
 	defer func() {
@@ -48,24 +57,21 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if !h.opts.CheckOrigin(r) {
-		h.refuse(w, r, meta, "origin_rejected", &wsproto.Refusal{Status: http.StatusForbidden, Code: wsproto.CodeForbidden, Message: "origin not allowed"})
-		return
+		return h.refuse(w, r, meta, "origin_rejected", &wsproto.Refusal{Status: http.StatusForbidden, Code: wsproto.CodeForbidden, Message: "origin not allowed"})
 	}
 	if !wire.Offers(r, h.codec.Subprotocol()) {
-		h.refuse(w, r, meta, "subprotocol_missing", &wsproto.Refusal{Status: http.StatusBadRequest, Code: wsproto.CodeBadRequest,
+		return h.refuse(w, r, meta, "subprotocol_missing", &wsproto.Refusal{Status: http.StatusBadRequest, Code: wsproto.CodeBadRequest,
 			Message: "the " + h.codec.Subprotocol() + " subprotocol is required"})
-		return
 	}
-	id, ok := h.authenticate(w, r, &meta)
-	if !ok {
-		return
+	id, err := h.authenticate(w, r, &meta)
+	if err != nil {
+		return err
 	}
 	var release func()
 	if id != nil {
 		var rej *wsproto.Refusal
 		if release, rej = h.admit(r.Context(), *id); rej != nil {
-			h.refuse(w, r, meta, admitEvent(rej), rej)
-			return
+			return h.refuse(w, r, meta, admitEvent(rej), rej)
 		}
 	}
 	up, err := wire.Accept(w, r, wire.Response{Subprotocol: h.codec.Subprotocol(), Compression: h.opts.Compression})
@@ -74,7 +80,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			release()
 		}
 		h.log.Info("upgrade_failed", meta.attrs(slog.String("reason", err.Error()))...)
-		return
+		return err
 	}
 	c := newConn(h, h.opts.ConnContext(context.WithoutCancel(r.Context()), r), meta, up)
 	c.release = release
@@ -84,40 +90,38 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st = c.start(*id)
 	}
 	go c.runDetached(id, st, inflight.Detach(r.Context()))
+	return nil
 }
 
 // authenticate reads and verifies the request's credential. A nil identity
-// with ok means the credential is expected in the first message. When ok is
-// false, the refusal was written.
-func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta *requestMeta) (*auth.Identity, bool) {
+// without error means the credential is expected in the first message. An
+// error is the refusal, already written.
+func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, meta *requestMeta) (*auth.Identity, error) {
 	token, _, err := h.opts.Tokens.Extract(r)
 	switch {
 	case err == nil:
 		ident, err := h.opts.Authenticator.Authenticate(r.Context(), token)
 		if err == nil {
 			meta.user, meta.tenant = ident.UserID, ident.TenantID
-			return &ident, true
+			return &ident, nil
 		}
 		reason := auth.Reason(err)
 		h.obs.AuthFailed(reason)
 		if errors.Is(err, auth.ErrKeyLookup) {
 			// The keys could not be fetched: the credential may be good, so
 			// the client keeps it and comes back.
-			h.refuse(w, r, *meta, "key_lookup", &wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable,
+			return nil, h.refuse(w, r, *meta, "key_lookup", &wsproto.Refusal{Status: http.StatusServiceUnavailable, Code: wsproto.CodeUnavailable,
 				Message: "cannot verify credentials now", RetryAfter: 5 * time.Second})
-			return nil, false
 		}
-		h.refuse(w, r, *meta, "unauthorized", &wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "invalid credentials"},
+		return nil, h.refuse(w, r, *meta, "unauthorized", &wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "invalid credentials"},
 			slog.String("reason", reason))
-		return nil, false
 	case errors.Is(err, auth.ErrNoToken) && h.opts.FirstMessageAuth:
-		return nil, true
+		return nil, nil
 	default:
 		reason := auth.Reason(err)
 		h.obs.AuthFailed(reason)
-		h.refuse(w, r, *meta, "unauthorized", &wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "credentials required"},
+		return nil, h.refuse(w, r, *meta, "unauthorized", &wsproto.Refusal{Status: http.StatusUnauthorized, Code: wsproto.CodeUnauthorized, Message: "credentials required"},
 			slog.String("reason", reason))
-		return nil, false
 	}
 }
 
@@ -152,8 +156,9 @@ func admitEvent(rej *wsproto.Refusal) string {
 
 // refuse counts, logs and answers one refusal before the upgrade, in the
 // security log's one schema for refusals, which guard's middleware uses
-// too: the message "connection refused" and the refusal's event.
-func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, meta requestMeta, event string, rej *wsproto.Refusal, extra ...slog.Attr) {
+// too: the message "connection refused" and the refusal's event. It
+// returns rej, for the handshake's tracer.
+func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, meta requestMeta, event string, rej *wsproto.Refusal, extra ...slog.Attr) error {
 	h.obs.Refused(event)
 	if h.log.Enabled(r.Context(), slog.LevelWarn) {
 		attrs := make([]slog.Attr, 0, 10+len(extra))
@@ -174,6 +179,7 @@ func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, meta requestMeta, e
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "connection refused", attrs...)
 	}
 	rej.Write(w)
+	return rej
 }
 
 // maxLogged bounds attacker-controlled values in the log.

@@ -143,6 +143,10 @@ type Options struct {
 	// Logger receives the security log. Default: discard. Lines never
 	// contain tokens or payloads.
 	Logger *slog.Logger
+	// Tracer follows handshakes, messages, publishes and deliveries, for
+	// distributed tracing (the otel module implements it for
+	// OpenTelemetry). Default: NopTracer.
+	Tracer Tracer
 
 	// MaxMessageBytes caps one inbound message, after decompression; larger
 	// ones close the connection with 1009. Default 64 KiB.
@@ -293,6 +297,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Tracer == nil {
+		o.Tracer = NopTracer{}
 	}
 	return nil
 }

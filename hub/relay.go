@@ -21,11 +21,13 @@ import (
 //	offset   uvarint, epoch string (a stream position, or 0 and empty)
 //	data     bytes (JSON, or empty)
 //	binary   uvarint count, then each as bytes
+//	carrier  bytes: the publishing node's trace context (Tracer.Publish),
+//	         at most MaxTraceCarrier, empty without a tracer
 //	for relayDisconnect: the bye reason, to the end;
 //	for relayJoin and relayLeave: the room name, to the end.
 //
 // A string or bytes field is a uvarint length and the bytes.
-const relayVersion = 2
+const relayVersion = 3
 
 // Relay kinds.
 const (
@@ -50,8 +52,9 @@ func appendRelayBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// appendRelayMessage appends the relay form of an event.
-func appendRelayMessage(dst []byte, except string, m *protocol.Message) []byte {
+// appendRelayMessage appends the relay form of an event and its trace
+// carrier.
+func appendRelayMessage(dst []byte, except string, m *protocol.Message, carrier []byte) []byte {
 	dst = append(dst, relayVersion, relayMessage)
 	dst = appendRelayString(dst, except)
 	dst = appendRelayString(dst, m.Event)
@@ -63,7 +66,7 @@ func appendRelayMessage(dst []byte, except string, m *protocol.Message) []byte {
 	for _, b := range m.Binary {
 		dst = appendRelayBytes(dst, b)
 	}
-	return dst
+	return appendRelayBytes(dst, carrier)
 }
 
 // appendRelayDisconnect appends the relay form of a disconnect.
@@ -116,10 +119,11 @@ func (r *relayReader) bytes() []byte {
 // relay is a decoded relay payload; its slices alias the payload, which
 // the broker hands over for the hub to keep.
 type relay struct {
-	kind   byte
-	except string
-	msg    protocol.Message // relayMessage
-	reason string           // relayDisconnect; the room of relayJoin and relayLeave
+	kind    byte
+	except  string
+	msg     protocol.Message // relayMessage
+	carrier []byte           // relayMessage: the publisher's trace context, or empty
+	reason  string           // relayDisconnect; the room of relayJoin and relayLeave
 }
 
 func parseRelay(p []byte) (relay, error) {
@@ -153,6 +157,9 @@ func parseRelay(p []byte) (relay, error) {
 	}
 	for range n {
 		m.Binary = append(m.Binary, r.bytes())
+	}
+	if rl.carrier = r.bytes(); len(rl.carrier) > MaxTraceCarrier {
+		return rl, errRelay
 	}
 	if r.err == nil && len(r.p) != 0 {
 		r.err = errRelay

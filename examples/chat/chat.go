@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
-	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/room"
 	"github.com/wsgate/wsgate/web"
 )
@@ -64,13 +64,11 @@ type config struct {
 // the guarded WebSocket endpoint, behind one http.Handler.
 type server struct {
 	log     *slog.Logger
-	hub     *hub.Hub
+	gw      *gateway.Gateway
 	dir     *directory
-	origins *guard.Origins
 	page    *template.Template
 	csp     string
 	handler http.Handler
-	metrics *metrics.Metrics
 	reg     *prometheus.Registry // served at /metrics; never the global registry
 
 	// Set only in demo mode, where the server issues its own tokens.
@@ -97,14 +95,11 @@ func newServer(cfg config) (*server, error) {
 	}
 	s.page = page
 	s.reg = prometheus.NewRegistry()
-	if s.metrics, err = metrics.New(s.reg, metrics.Options{}); err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
 	// The heap alert of deploy/prometheus reads the Go collector's gauges.
 	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	verifier, err := s.newVerifier(cfg)
+	jwtOpts, err := s.jwtOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -114,34 +109,38 @@ func newServer(cfg config) (*server, error) {
 			return nil, err
 		}
 	}
-	if s.origins, err = guard.NewOrigins(guard.OriginOptions{Allowed: allowed, Logger: s.log, Observer: s.metrics}); err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
 	s.csp = contentSecurityPolicy(allowed)
-	throttleOpts := cfg.Throttle
-	throttleOpts.Logger = s.log
-	throttleOpts.Observer = s.metrics
-	throttle, err := guard.NewThrottle(throttleOpts)
+	policy, err := room.NewPolicy(room.PolicyOptions{
+		Rules: map[string]room.Rule{conversationKind: s.dir.canJoinConversation},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	limits, err := guard.NewLimits(guard.LimitsOptions{Logger: s.log, Observer: s.metrics})
+	// One place for the wiring: the origins, the logger and the metrics
+	// reach the throttle, the origin allowlist, the connection limits and
+	// the hub alike.
+	s.gw, err = gateway.New(gateway.Options{
+		JWT:      jwtOpts,
+		Origins:  allowed,
+		Throttle: cfg.Throttle,
+		Logger:   s.log,
+		Registry: s.reg,
+		Hub: hub.Options{
+			Tokens: auth.Extractor{Cookie: tokenCookie},
+			Rooms:  policy,
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	if s.hub, err = s.newHub(verifier, throttle, limits); err != nil {
-		return nil, err
-	}
-	if err := s.metrics.WatchReadiness(s.hub.Ready); err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
-	s.handler = s.routes(throttle, limits)
+	registerEvents(s.gw.Hub(), s.dir)
+	s.handler = s.routes()
 	return s, nil
 }
 
-// newVerifier returns the JWT verifier for the configured secret, or for a
-// fresh random one in demo mode.
-func (s *server) newVerifier(cfg config) (*auth.JWT, error) {
+// jwtOptions returns the JWT verifier's options for the configured secret,
+// or for a fresh random one in demo mode.
+func (s *server) jwtOptions(cfg config) (*auth.JWTOptions, error) {
 	secret := cfg.Secret
 	switch {
 	case len(secret) == 0:
@@ -153,47 +152,14 @@ func (s *server) newVerifier(cfg config) (*auth.JWT, error) {
 	case len(secret) < auth.MinHMACSecretBytes:
 		return nil, fmt.Errorf("chat: the JWT secret is %d bytes; at least %d are required", len(secret), auth.MinHMACSecretBytes)
 	}
-	v, err := auth.NewJWT(auth.JWTOptions{HMACSecret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience})
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
-	return v, nil
+	return &auth.JWTOptions{HMACSecret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience}, nil
 }
 
-// newHub builds the WebSocket endpoint with the guards' hooks plugged in,
-// so that origin, client address and per-user limits agree between the
-// middleware and the hub.
-func (s *server) newHub(verifier auth.Authenticator, throttle *guard.Throttle, limits *guard.Limits) (*hub.Hub, error) {
-	policy, err := room.NewPolicy(room.PolicyOptions{
-		Rules: map[string]room.Rule{conversationKind: s.dir.canJoinConversation},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
-	h, err := hub.New(hub.Options{
-		Authenticator: verifier,
-		Tokens:        auth.Extractor{Cookie: tokenCookie},
-		CheckOrigin:   s.origins.Check,
-		Admit:         limits.Admit,
-		ClientIP:      func(r *http.Request) string { return addrString(throttle.ClientIP(r)) },
-		Rooms:         policy,
-		Observer:      s.metrics,
-		Logger:        s.log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
-	}
-	registerEvents(h, s.dir)
-	return h, nil
-}
-
-func (s *server) routes(throttle *guard.Throttle, limits *guard.Limits) http.Handler {
+func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// The throttle is outermost so that every attempt counts, even one a
-	// later guard refuses.
-	mux.Handle("GET /ws", guard.Chain(s.hub, throttle.Middleware, s.origins.Middleware, limits.Middleware))
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /ws", s.gw)
+	mux.Handle("GET /healthz", s.gw.LivenessHandler())
+	mux.Handle("GET /readyz", s.gw.ReadinessHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", s.secured(http.HandlerFunc(s.index)))
 	mux.Handle("GET /static/app.js", s.secured(staticFile("static/app.js")))
@@ -215,7 +181,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // Shutdown closes every WebSocket with "bye" and 1012 so that clients
 // reconnect elsewhere, and drains them until ctx is done.
-func (s *server) Shutdown(ctx context.Context) error { return s.hub.Shutdown(ctx) }
+func (s *server) Shutdown(ctx context.Context) error { return s.gw.Shutdown(ctx) }
 
 // defaultOrigins are the origins of the page this server serves at addr.
 // On a loopback address the page opens as http://127.0.0.1:PORT or as
@@ -295,24 +261,6 @@ func staticFile(name string) http.Handler {
 	})
 }
 
-func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
-}
-
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := s.hub.Ready(ctx); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready\n"))
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
-}
-
 // demoToken signs a token for a seeded user. Only demo mode has the means:
 // with a configured secret, tokens come from the identity provider.
 func (s *server) demoToken(user string) (string, time.Time, error) {
@@ -333,11 +281,4 @@ func (s *server) demoToken(user string) (string, time.Time, error) {
 	}
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
 	return token, exp, err
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }

@@ -28,7 +28,7 @@ type loginResponse struct {
 func (s *server) demoLogin(w http.ResponseWriter, r *http.Request) {
 	// A cross-site form could otherwise log a visitor in as someone else
 	// (login CSRF); browsers always send Origin on a cross-site POST.
-	if o := r.Header.Get("Origin"); o != "" && !s.origins.Allow(o) {
+	if o := r.Header.Get("Origin"); o != "" && !s.gw.Origins().Allow(o) {
 		writeJSONError(w, http.StatusForbidden, "FORBIDDEN", "origin not allowed")
 		return
 	}
