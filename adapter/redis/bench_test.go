@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/redistest"
 )
 
-func benchNode(b *testing.B, addr string, h func(string, []byte)) *Broker {
+func benchNode(b *testing.B, addr string, h adapter.Handler) *Broker {
 	b.Helper()
 	n, err := New(Options{Addrs: []string{addr}, DeliveryBuffer: 1 << 16})
 	if err != nil {
@@ -30,14 +31,14 @@ func benchNode(b *testing.B, addr string, h func(string, []byte)) *Broker {
 // and reports the 50th and 99th percentile of the call.
 func BenchmarkPublishLatency(b *testing.B) {
 	srv := redistest.Start(b)
-	pub := benchNode(b, srv.Addr(), func(string, []byte) {})
+	pub := benchNode(b, srv.Addr(), func(adapter.Message) {})
 	payload := make([]byte, 200)
 	lat := make([]time.Duration, 0, b.N)
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		if err := pub.Publish(ctx, "room:bench", payload); err != nil {
+		if _, err := pub.Publish(ctx, "room:bench", payload, adapter.PublishOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
@@ -53,8 +54,8 @@ func BenchmarkPublishLatency(b *testing.B) {
 func BenchmarkTwoNodes(b *testing.B) {
 	srv := redistest.Start(b)
 	var got atomic.Int64
-	recv := benchNode(b, srv.Addr(), func(string, []byte) { got.Add(1) })
-	pub := benchNode(b, srv.Addr(), func(string, []byte) {})
+	recv := benchNode(b, srv.Addr(), func(adapter.Message) { got.Add(1) })
+	pub := benchNode(b, srv.Addr(), func(adapter.Message) {})
 	payload := make([]byte, 200)
 	ctx := context.Background()
 	var sent atomic.Int64
@@ -65,7 +66,7 @@ func BenchmarkTwoNodes(b *testing.B) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := pub.Publish(ctx, "room:bench", payload); err != nil {
+			if _, err := pub.Publish(ctx, "room:bench", payload, adapter.PublishOptions{}); err != nil {
 				b.Error(err)
 				return
 			}
