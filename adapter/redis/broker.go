@@ -116,6 +116,7 @@ func New(opts Options) (*Broker, error) {
 			return nil, fmt.Errorf("redis: subscribe: %w", err)
 		}
 	}
+	b.logStoreRisks()
 	return b, nil
 }
 
