@@ -19,6 +19,9 @@ const (
 	// MaxIdempotencyKeyLen is the longest IdempotencyKey Publish accepts,
 	// in bytes.
 	MaxIdempotencyKeyLen = 256
+	// MaxEpochLen is the longest epoch a store gives out; a HistoryQuery
+	// whose Since has a longer one matches no stream.
+	MaxEpochLen = 64
 )
 
 // Position is a place in a topic's stream: offsets go 1, 2, 3… per topic;
@@ -132,10 +135,15 @@ type HistoryQuery struct {
 }
 
 // WithDefaults returns q with its stream's defaults applied, or an error
-// wrapping ErrInvalidOptions for a field out of range.
+// wrapping ErrInvalidOptions for a field out of range. A Since whose epoch
+// is longer than MaxEpochLen, which no store gives out, is replaced by the
+// zero Position, so that a client's junk is not carried to the store.
 func (q HistoryQuery) WithDefaults() (HistoryQuery, error) {
 	if q.Limit < 0 {
 		return q, fmt.Errorf("%w: history Limit %d is negative", ErrInvalidOptions, q.Limit)
+	}
+	if len(q.Since.Epoch) > MaxEpochLen {
+		q.Since = Position{}
 	}
 	s, err := q.Stream.WithDefaults()
 	if err != nil {

@@ -28,10 +28,11 @@ import (
 const (
 	markPlain    = 0x00
 	markPosition = 0x01
-	// maxEpochLen bounds what a receiver accepts as an epoch; ours are
-	// adapter.NewEpoch's 16 characters.
-	maxEpochLen = 64
 )
+
+// maxEpochLen bounds what a receiver accepts as an epoch; ours are
+// adapter.NewEpoch's 16 characters.
+const maxEpochLen = adapter.MaxEpochLen
 
 var errBadFrame = errors.New("malformed position header")
 

@@ -61,19 +61,29 @@ func (r *Recorder) Next(t testing.TB) adapter.Message {
 	}
 }
 
-// Until returns the messages received before the first one whose payload
-// is marker, which it consumes.
-func (r *Recorder) Until(t testing.TB, marker string) []adapter.Message {
+// Until returns the messages received before every one of markers has
+// been (the markers are consumed, not returned). Messages of one topic
+// arrive in order, those of different topics need not (a cluster carries
+// them on different connections): a marker vouches for its own topic only.
+func (r *Recorder) Until(t testing.TB, markers ...string) []adapter.Message {
 	t.Helper()
+	left := make(map[string]bool, len(markers))
+	for _, m := range markers {
+		left[m] = true
+	}
 	var got []adapter.Message
 	for range 1 << 16 {
 		m := r.Next(t)
-		if string(m.Payload) == marker {
-			return got
+		if left[string(m.Payload)] {
+			delete(left, string(m.Payload))
+			if len(left) == 0 {
+				return got
+			}
+			continue
 		}
 		got = append(got, m)
 	}
-	t.Fatalf("marker %q not received", marker)
+	t.Fatalf("markers %v not received", left)
 	return nil
 }
 
@@ -343,6 +353,11 @@ func runHistory(t *testing.T, nodes Nodes) {
 			res := History(t, b, "room:none", adapter.HistoryQuery{Since: adapter.Position{Offset: 1, Epoch: "x"}})
 			Incomplete(t, res, adapter.Position{})
 		}},
+		{"an_epoch_longer_than_any_store_gives_is_nothing", func(t *testing.T, a, b adapter.Broker) {
+			top := five(t, a, "room:h", Stream)
+			long := adapter.Position{Offset: 2, Epoch: top.Epoch + string(bytes.Repeat([]byte("x"), adapter.MaxEpochLen))}
+			Incomplete(t, History(t, b, "room:h", q(long)), top)
+		}},
 		{"a_zero_since_gives_only_the_top", func(t *testing.T, a, b adapter.Broker) {
 			top := five(t, a, "room:h", Stream)
 			Incomplete(t, History(t, b, "room:h", q(adapter.Position{})), top)
@@ -415,8 +430,9 @@ func runIdempotency(t *testing.T, nodes Nodes) {
 				r := Attach(t, b, "room:x", "room:y")
 				Publish(t, b, "room:x", "x", keyed("k", s, time.Hour))
 				Publish(t, b, "room:y", "y", keyed("k", s, time.Hour))
-				Publish(t, b, "room:y", "marker", adapter.PublishOptions{})
-				if got := r.Until(t, "marker"); len(got) != 2 {
+				Publish(t, b, "room:x", "marker x", adapter.PublishOptions{})
+				Publish(t, b, "room:y", "marker y", adapter.PublishOptions{})
+				if got := r.Until(t, "marker x", "marker y"); len(got) != 2 {
 					t.Fatalf("delivered %d messages, want 2", len(got))
 				}
 			})
