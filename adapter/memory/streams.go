@@ -113,8 +113,14 @@ func (st *store) lockStream(topic string, create bool, metaTTL time.Duration) *s
 		}
 		st.mu.Unlock()
 		s.mu.Lock()
+		now := st.now()
+		if !s.gone && !create && now.After(s.metaExp) {
+			// Forgotten, as an expired Redis key is; the sweeper removes it.
+			s.mu.Unlock()
+			return nil
+		}
 		if !s.gone {
-			s.expire(st.now())
+			s.expire(now)
 			return s
 		}
 		s.mu.Unlock()

@@ -349,6 +349,25 @@ func runHistory(t *testing.T, nodes Nodes) {
 				t.Fatalf("publish after expiry at %+v, want %+v", next, at(top, 6))
 			}
 		}},
+		{"a_position_past_its_meta_ttl_is_forgotten_and_the_next_publish_starts_a_new_epoch", func(t *testing.T, a, b adapter.Broker) {
+			s := adapter.StreamOptions{Size: 100, TTL: 10 * time.Millisecond} // MetaTTL 100ms
+			top := five(t, a, "room:h", s)
+			Eventually(t, "the position to expire", func() error {
+				res := History(t, b, "room:h", adapter.HistoryQuery{Since: at(top, 4)})
+				if !res.Top.IsZero() && res.Top.Epoch != top.Epoch {
+					// A read without stream options creates nothing.
+					t.Fatalf("a read after expiry made up position %+v", res.Top)
+				}
+				if !res.Top.IsZero() {
+					return fmt.Errorf("top still %+v", res.Top)
+				}
+				Incomplete(t, res, adapter.Position{})
+				return nil
+			})
+			if next := Publish(t, a, "room:h", "m6", withStream(s)); next.Offset != 1 || next.Epoch == top.Epoch {
+				t.Fatalf("publish after the position expired at %+v, want offset 1 in a new epoch (old %q)", next, top.Epoch)
+			}
+		}},
 		{"a_topic_without_a_stream_is_nothing", func(t *testing.T, a, b adapter.Broker) {
 			res := History(t, b, "room:none", adapter.HistoryQuery{Since: adapter.Position{Offset: 1, Epoch: "x"}})
 			Incomplete(t, res, adapter.Position{})
