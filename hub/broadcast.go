@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/room"
 )
@@ -92,7 +93,7 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 	}
 	payload := appendRelayMessage(make([]byte, 0, 64+len(b.except)+len(event)+len(roomName)+len(m.Data)+len(carrier)), b.except, &m, carrier)
 	start := time.Now()
-	err = h.broker.Publish(ctx, topic, payload)
+	_, err = h.broker.Publish(ctx, topic, payload, adapter.PublishOptions{})
 	h.obs.Published(event, time.Since(start), err)
 	end(err)
 	return err
@@ -125,7 +126,8 @@ func (h *Hub) DisconnectUser(ctx context.Context, userID, reason string) error {
 	if userID == "" {
 		return fmt.Errorf("hub: DisconnectUser: empty user id")
 	}
-	return h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayDisconnect(nil, reason))
+	_, err := h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayDisconnect(nil, reason), adapter.PublishOptions{})
+	return err
 }
 
 // JoinUser adds every connection of userID, on every node, to room,
@@ -151,5 +153,6 @@ func (h *Hub) membership(ctx context.Context, kind byte, userID, name string) er
 	if !room.Valid(name) {
 		return fmt.Errorf("hub: %w: %q", room.ErrInvalidName, name)
 	}
-	return h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayRoom(nil, kind, name))
+	_, err := h.broker.Publish(ctx, topicUserPrefix+userID, appendRelayRoom(nil, kind, name), adapter.PublishOptions{})
+	return err
 }

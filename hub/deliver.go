@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/wire"
 )
@@ -12,8 +13,9 @@ import (
 // deliver is the broker handler: fan a published message out to the local
 // members of its topic. It never blocks: queueing only appends, and the
 // connections whose writer must start go to the pool in one batch.
-func (h *Hub) deliver(topic string, payload []byte) {
-	rl, err := parseRelay(payload)
+func (h *Hub) deliver(m adapter.Message) {
+	topic := m.Topic
+	rl, err := parseRelay(m.Payload)
 	if err != nil {
 		h.log.Warn("relay_invalid", slog.String("topic", topic))
 		return

@@ -16,10 +16,10 @@ type recorder struct {
 	got []string
 }
 
-func (r *recorder) handle(topic string, payload []byte) {
+func (r *recorder) handle(m adapter.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, topic+"="+string(payload))
+	r.got = append(r.got, m.Topic+"="+string(m.Payload))
 }
 
 func (r *recorder) messages() []string {
@@ -45,7 +45,7 @@ func TestBroker(t *testing.T) {
 		_ = a.Subscribe(ctx, "room:x")
 		_ = b.Subscribe(ctx, "room:x")
 		_ = b.Subscribe(ctx, "room:x") // idempotent
-		if err := a.Publish(ctx, "room:x", []byte("hi")); err != nil {
+		if _, err := a.Publish(ctx, "room:x", []byte("hi"), adapter.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := ra.messages(); len(got) != 1 || got[0] != "room:x=hi" {
@@ -58,15 +58,15 @@ func TestBroker(t *testing.T) {
 			t.Fatalf("unsubscribed c got %q", got)
 		}
 		_ = b.Unsubscribe(ctx, "room:x")
-		_ = a.Publish(ctx, "room:x", []byte("again"))
+		_, _ = a.Publish(ctx, "room:x", []byte("again"), adapter.PublishOptions{})
 		if got := rb.messages(); len(got) != 1 {
 			t.Fatalf("b got %q after unsubscribing", got)
 		}
 	})
 	t.Run("attach_twice_is_an_error", func(t *testing.T) {
 		m := memory.New()
-		_ = m.Attach(func(string, []byte) {})
-		if err := m.Attach(func(string, []byte) {}); !errors.Is(err, adapter.ErrAttached) {
+		_ = m.Attach(func(adapter.Message) {})
+		if err := m.Attach(func(adapter.Message) {}); !errors.Is(err, adapter.ErrAttached) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -77,12 +77,12 @@ func TestBroker(t *testing.T) {
 	})
 	t.Run("closed_broker_refuses_and_reports_unhealthy", func(t *testing.T) {
 		m := memory.New()
-		_ = m.Attach(func(string, []byte) {})
+		_ = m.Attach(func(adapter.Message) {})
 		_ = m.Subscribe(ctx, "t")
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Publish(ctx, "t", nil); !errors.Is(err, adapter.ErrClosed) {
+		if _, err := m.Publish(ctx, "t", nil, adapter.PublishOptions{}); !errors.Is(err, adapter.ErrClosed) {
 			t.Fatalf("publish err = %v", err)
 		}
 		if err := m.Health(ctx); !errors.Is(err, adapter.ErrClosed) {
@@ -94,9 +94,9 @@ func TestBroker(t *testing.T) {
 	})
 	t.Run("handler_may_unsubscribe_during_delivery", func(t *testing.T) {
 		m := memory.New()
-		_ = m.Attach(func(topic string, _ []byte) { _ = m.Unsubscribe(ctx, topic) })
+		_ = m.Attach(func(msg adapter.Message) { _ = m.Unsubscribe(ctx, msg.Topic) })
 		_ = m.Subscribe(ctx, "t")
-		if err := m.Publish(ctx, "t", nil); err != nil {
+		if _, err := m.Publish(ctx, "t", nil, adapter.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if m.Topics() != 0 {
@@ -108,14 +108,14 @@ func TestBroker(t *testing.T) {
 		var wg sync.WaitGroup
 		for n := range 4 {
 			br := bus.Broker()
-			_ = br.Attach(func(string, []byte) {})
+			_ = br.Attach(func(adapter.Message) {})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range 500 {
 					topic := fmt.Sprintf("room:%d", i%7)
 					_ = br.Subscribe(ctx, topic)
-					_ = br.Publish(ctx, topic, []byte{byte(n)})
+					_, _ = br.Publish(ctx, topic, []byte{byte(n)}, adapter.PublishOptions{})
 					_ = br.Unsubscribe(ctx, topic)
 				}
 			}()
@@ -127,9 +127,9 @@ func TestBroker(t *testing.T) {
 func ExampleNewBus() {
 	bus := memory.NewBus()
 	nodeA, nodeB := bus.Broker(), bus.Broker()
-	_ = nodeA.Attach(func(topic string, p []byte) {})
-	_ = nodeB.Attach(func(topic string, p []byte) { fmt.Printf("node B got %s on %s\n", p, topic) })
+	_ = nodeA.Attach(func(adapter.Message) {})
+	_ = nodeB.Attach(func(m adapter.Message) { fmt.Printf("node B got %s on %s\n", m.Payload, m.Topic) })
 	_ = nodeB.Subscribe(context.Background(), "room:lobby")
-	_ = nodeA.Publish(context.Background(), "room:lobby", []byte("hello"))
+	_, _ = nodeA.Publish(context.Background(), "room:lobby", []byte("hello"), adapter.PublishOptions{})
 	// Output: node B got hello on room:lobby
 }

@@ -116,6 +116,7 @@ func New(opts Options) (*Broker, error) {
 			return nil, fmt.Errorf("redis: subscribe: %w", err)
 		}
 	}
+	b.logStoreRisks()
 	return b, nil
 }
 
@@ -133,25 +134,42 @@ func (b *Broker) Attach(h adapter.Handler) error {
 	return nil
 }
 
-// Publish implements adapter.Broker with exactly one PUBLISH (SPUBLISH in a
-// cluster) whatever the number of subscribers. It returns within
-// PublishTimeout; an error wraps ErrUnavailable when Redis could not be
-// reached. An error does not prove the message was lost: a command already
-// written may still be delivered, once.
-func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
+// Publish implements adapter.Broker with exactly one command whatever the
+// number of subscribers: a PUBLISH (SPUBLISH in a cluster) or, with a
+// stream or an idempotency key, one script call that also appends to the
+// stream and checks the key. It returns within PublishTimeout; an error
+// wraps ErrUnavailable when Redis could not be reached. An error does not
+// prove the message was lost: a command already written may still be
+// delivered, once; a retry with the same idempotency key then returns
+// adapter.ErrDuplicate.
+func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, opts adapter.PublishOptions) (adapter.Position, error) {
 	if b.closed.Load() {
-		return adapter.ErrClosed
+		return adapter.Position{}, adapter.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return adapter.Position{}, err
+	}
+	opts, err := opts.WithDefaults()
+	if err != nil {
+		return adapter.Position{}, fmt.Errorf("redis: publish %q: %w", topic, err)
 	}
 	channel := b.opts.Prefix + topic
-	if err := b.publish(ctx, channel, b.sign.seal(channel, payload)); err != nil {
+	sealed := b.sign.seal(channel, payload)
+	var pos adapter.Position
+	if opts.Stream.Enabled() || opts.IdempotencyKey != "" {
+		pos, err = b.publishScripted(ctx, channel, sealed, opts)
+	} else {
+		err = b.publish(ctx, channel, append([]byte{markPlain}, sealed...))
+	}
+	if errors.Is(err, adapter.ErrDuplicate) {
+		return pos, err
+	}
+	if err != nil {
 		b.stats.publishErrors.Add(1)
-		return fmt.Errorf("redis: publish %q: %w", topic, err)
+		return adapter.Position{}, fmt.Errorf("redis: publish %q: %w", topic, err)
 	}
 	b.stats.published.Add(1)
-	return nil
+	return pos, nil
 }
 
 func (b *Broker) publish(ctx context.Context, channel string, msg []byte) error {
@@ -379,8 +397,13 @@ func (b *Broker) deliver(in inbound) {
 	if !ok {
 		return
 	}
+	pos, sealed, err := splitPosition(in.msg)
+	if err != nil {
+		b.reject(in.channel)
+		return
+	}
 	// The one copy per message: the handler may keep the slice.
-	payload, ok := b.sign.open(in.channel, []byte(in.msg))
+	payload, ok := b.sign.open(in.channel, []byte(sealed))
 	if !ok {
 		b.reject(in.channel)
 		return
@@ -397,7 +420,7 @@ func (b *Broker) deliver(in inbound) {
 			b.log.Error("redis_handler_panic", slog.String("topic", topic), slog.Any("panic", r))
 		}
 	}()
-	h(topic, payload)
+	h(adapter.Message{Topic: topic, Payload: payload, Pos: pos})
 	b.stats.delivered.Add(1)
 }
 

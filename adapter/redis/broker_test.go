@@ -69,7 +69,8 @@ func TestPublishSubscribe(t *testing.T) {
 			}
 			defer c.Close()
 			got := make(chan string, 2)
-			c.Attach(func(topic string, p []byte) {
+			c.Attach(func(m adapter.Message) {
+				p := m.Payload
 				if string(p) == "boom" {
 					panic("handler bug")
 				}
@@ -170,7 +171,7 @@ func TestBrokerContract(t *testing.T) {
 	})
 	t.Run("second_Attach_fails", func(t *testing.T) {
 		b, _ := node(t, opts)
-		if err := b.Attach(func(string, []byte) {}); !errors.Is(err, adapter.ErrAttached) {
+		if err := b.Attach(func(adapter.Message) {}); !errors.Is(err, adapter.ErrAttached) {
 			t.Fatalf("err %v", err)
 		}
 	})
@@ -186,11 +187,11 @@ func TestBrokerContract(t *testing.T) {
 			t.Fatalf("second Close: %v", err)
 		}
 		for name, err := range map[string]error{
-			"Publish":     b.Publish(ctx, "room:a", nil),
+			"Publish":     second(b.Publish(ctx, "room:a", nil, adapter.PublishOptions{})),
 			"Subscribe":   b.Subscribe(ctx, "room:a"),
 			"Unsubscribe": b.Unsubscribe(ctx, "room:a"),
 			"Health":      b.Health(ctx),
-			"Attach":      b.Attach(func(string, []byte) {}),
+			"Attach":      b.Attach(func(adapter.Message) {}),
 		} {
 			if !errors.Is(err, adapter.ErrClosed) {
 				t.Errorf("%s after Close: %v", name, err)
@@ -203,7 +204,7 @@ func TestBrokerContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Attach(func(string, []byte) {})
+		b.Attach(func(adapter.Message) {})
 		subscribe(t, b, "room:a")
 		publish(t, b, "room:a", []byte("x"))
 		b.Close()

@@ -28,8 +28,9 @@
 //
 // # Guarantees
 //
-// Delivery is at most once. A message published while a node's pub/sub
-// connection is down never reaches that node; nothing is replayed. Messages
+// Live delivery is at most once. A message published while a node's
+// pub/sub connection is down never reaches that node; what a client missed
+// is recovered from a stream (below), not replayed by the broker. Messages
 // of one topic reach the handler in the order Redis sent them. Received
 // messages wait in a bounded queue (Options.DeliveryBuffer) for a single
 // delivery goroutine, so a slow handler costs dropped messages, counted in
@@ -39,6 +40,60 @@
 // its channel and payload; a node drops and counts (Stats.Rejected) any
 // message without a valid tag, so that write access to Redis is not enough
 // to inject frames into rooms. Without it, Redis is trusted.
+//
+// # Streams and recovery
+//
+// A publish with adapter.StreamOptions is one script call (EVALSHA, EVAL
+// when Redis does not have the script yet) that reads or creates the
+// topic's epoch, increments its offset, appends the signed payload to a
+// Redis stream under that offset (XADD, MAXLEN Size, exact), sets the
+// expiries, and publishes the message with its position in front. Since
+// all of it happens in one script, subscribers receive a topic's messages
+// in offset order. History is one script call too: the position and,
+// when all of them can be returned, the entries after the client's.
+//
+// A topic's keys share its channel's hash slot, so each script touches one
+// slot of a Redis Cluster:
+//
+//	{<prefix><topic>}:m         hash: e (epoch), o (top offset); lives MetaTTL
+//	{<prefix><topic>}:s         stream: entry <offset>-0, fields t (Redis
+//	                            time, ms) and d (the signed payload); lives TTL
+//	{<prefix><topic>}:i:<hash>  the position of the first publish with an
+//	                            idempotency key; lives IdempotencyTTL
+//
+// A topic with a brace in it gets a hash tag that lands on its channel's
+// slot instead. Idempotency keys are per topic: the same key on two topics
+// is two keys.
+//
+// What the HMAC covers: the payload, as the publishing node sealed it, and
+// the channel, both live and in the stream; History checks every entry's
+// tag and refuses the whole recovery if one is wrong. What it does not
+// cover: the position (offset, epoch), which Redis assigns inside the
+// script, where the key is not available. Whoever can write to Redis can
+// therefore reorder, drop or re-number history, or make clients believe
+// they missed messages; they cannot make a node deliver a payload that no
+// node sealed. The tag stops forged deliveries, not a corrupted store.
+//
+// # What survives what
+//
+// Recovery is all or nothing, and a lost position is detected: the epoch
+// changes when the position key is gone, whether it expired (MetaTTL after
+// the last publish or read), was evicted, flushed, or lost in a restart
+// without persistence. Clients holding the old epoch are told they cannot
+// recover. Eviction and restarts are reported by CheckStore, which New
+// calls once and logs.
+//
+// What is not detected is a position that goes back: Redis restarted from
+// an RDB snapshot or an AOF not fsynced on every write, or a replica
+// promoted before it received the last writes (replication is
+// asynchronous), resumes a topic at an older offset in the same epoch. The
+// messages published in the lost window are gone, and the next ones reuse
+// their offsets: a client that had received them may take the new ones for
+// duplicates, and a recovery may return them as if they were what it
+// missed. Against that: no persistence at all (every restart is then a new
+// epoch), or appendfsync always and no failover to a replica that lags.
+// The same holds for idempotency keys: a key lost in such a window lets a
+// retry through.
 //
 // # During an outage
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/adapter/redis"
 )
 
@@ -27,8 +28,8 @@ func Example() {
 
 	got := make(chan string, 1)
 	// A hub attaches its own handler; this one just reports.
-	if err := broker.Attach(func(topic string, payload []byte) {
-		got <- topic + " " + string(payload)
+	if err := broker.Attach(func(m adapter.Message) {
+		got <- m.Topic + " " + string(m.Payload)
 	}); err != nil {
 		log.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func Example() {
 	if err := broker.Subscribe(ctx, "room:lobby"); err != nil {
 		log.Fatal(err)
 	}
-	if err := broker.Publish(ctx, "room:lobby", []byte("hello")); err != nil {
+	if _, err := broker.Publish(ctx, "room:lobby", []byte("hello"), adapter.PublishOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(<-got)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/redistest"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
@@ -24,6 +25,7 @@ const waitFor = 10 * time.Second
 type message struct {
 	topic   string
 	payload []byte
+	pos     adapter.Position
 }
 
 // sink is a handler that records messages on a channel.
@@ -31,8 +33,8 @@ type sink struct{ ch chan message }
 
 func newSink() *sink { return &sink{ch: make(chan message, 1<<16)} }
 
-func (s *sink) handle(topic string, payload []byte) {
-	s.ch <- message{topic, payload}
+func (s *sink) handle(m adapter.Message) {
+	s.ch <- message{m.Topic, m.Payload, m.Pos}
 }
 
 // expect waits for the next message and checks it.
@@ -106,7 +108,7 @@ func subscribe(t *testing.T, b *Broker, topics ...string) {
 
 func publish(t *testing.T, b *Broker, topic string, payload []byte) {
 	t.Helper()
-	if err := b.Publish(context.Background(), topic, payload); err != nil {
+	if _, err := b.Publish(context.Background(), topic, payload, adapter.PublishOptions{}); err != nil {
 		t.Fatalf("Publish(%s): %v", topic, err)
 	}
 }
@@ -177,3 +179,6 @@ func noGoroutineLeak(t *testing.T) func() {
 }
 
 func healthy(b *Broker) error { return b.Health(context.Background()) }
+
+// second returns the error of a call that also returns a value.
+func second[T any](_ T, err error) error { return err }

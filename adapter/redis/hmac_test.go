@@ -22,8 +22,9 @@ func TestHMAC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// sealed is a message as a node publishes it without a stream.
 	sealed := func(k []byte, channel string, payload []byte) []byte {
-		return newSigner(k).seal(channel, payload)
+		return append([]byte{markPlain}, newSigner(k).seal(channel, payload)...)
 	}
 
 	tests := []struct {
@@ -49,7 +50,7 @@ func TestHMAC(t *testing.T) {
 		}, false},
 		{"flipped_payload_bit_is_rejected", keyed, func(t *testing.T, _ *Broker) {
 			msg := sealed(key, "wsgate:room:a", []byte("hi"))
-			msg[0] ^= 1
+			msg[1] ^= 1 // the payload's first byte, after the header
 			inject(t, "wsgate:room:a", msg)
 		}, false},
 		{"node_with_a_different_key_rejects", Options{Addrs: keyed.Addrs, HMACKey: []byte("another key, also 32 bytes long.")}, func(t *testing.T, sender *Broker) {

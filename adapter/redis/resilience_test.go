@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/redistest"
 )
 
@@ -49,7 +50,7 @@ func startLoad(b *Broker, topics []string) *loadGen {
 			case <-time.After(2 * time.Millisecond):
 			}
 			start := time.Now()
-			err := b.Publish(context.Background(), topics[i%len(topics)], []byte("load"))
+			_, err := b.Publish(context.Background(), topics[i%len(topics)], []byte("load"), adapter.PublishOptions{})
 			d := time.Since(start)
 			g.mu.Lock()
 			g.slowest = max(g.slowest, d)
@@ -150,7 +151,7 @@ func TestDeliveryBufferOverflow(t *testing.T) {
 	defer b.Close()
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var delivered sync.WaitGroup
-	b.Attach(func(string, []byte) {
+	b.Attach(func(adapter.Message) {
 		select {
 		case entered <- struct{}{}:
 			<-release // the first call blocks until the test lets go
