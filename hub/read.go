@@ -200,6 +200,9 @@ func (c *conn) closeAbuse(reason string) {
 // readBy sets the read deadline to t, unless an earlier one was set: the
 // closing connection is read no longer than the first bound said.
 func (c *conn) readBy(t time.Time) {
+	if c.nc == nil {
+		return // bridged: its transport does the reading
+	}
 	for {
 		cur := c.readDeadline.Load()
 		if cur != 0 && cur <= t.UnixNano() {
