@@ -16,7 +16,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/hub/hubtest"
 )
 
 var demoRoom = conversationRoom(demoConversation)
@@ -175,38 +177,50 @@ func TestInvalidMessagesChangeNothing(t *testing.T) {
 	}
 }
 
+// The handlers and the room policy need no socket: hubtest calls them with
+// an identity, through the same hub a client reaches.
 func TestTypingAndReadReceiptsReachOnlyTheOthers(t *testing.T) {
-	e := startServer(t, nil)
-	alice, bob := e.connect(t, "alice"), e.connect(t, "bob")
-	alice.mustJoin(demoRoom)
-	bob.mustJoin(demoRoom)
+	h := newHub(t)
+	alice := hubtest.Connect(t, h, auth.Identity{UserID: "alice"})
+	bob := hubtest.Connect(t, h, auth.Identity{UserID: "bob"})
+	for _, c := range []*hubtest.Conn{alice, bob} {
+		if err := c.Join(demoRoom); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	for _, typing := range []bool{true, false} {
 		event := map[bool]string{true: "typing:start", false: "typing:stop"}[typing]
-		if f := alice.event(event, map[string]any{"conversationId": demoConversation}); f.Type != "ack" {
-			t.Fatalf("%s: %s %s", event, f.Code, f.Message)
+		if err := alice.Emit(event, typingChange{ConversationID: demoConversation}); err != nil {
+			t.Fatalf("%s: %v", event, err)
 		}
-		f := bob.next(func(f frame) bool { return f.Event == "typing" })
+		ev, err := bob.Next(t.Context())
 		var got typingNotice
-		decode(t, f.Data, &got)
+		if err != nil || ev.Name != "typing" || ev.Room != demoRoom || ev.Decode(&got) != nil {
+			t.Fatalf("%s: bob got %+v, %v", event, ev, err)
+		}
 		if want := (typingNotice{UserID: "alice", ConversationID: demoConversation, Typing: typing}); got != want {
 			t.Errorf("%s: bob got %+v, want %+v", event, got, want)
 		}
 	}
 	msgID := newUUID()
-	if f := bob.event("message:read", map[string]any{"conversationId": demoConversation, "messageId": msgID}); f.Type != "ack" {
-		t.Fatalf("message:read: %s %s", f.Code, f.Message)
+	if err := bob.Call("message:read", messageRead{ConversationID: demoConversation, MessageID: msgID}, nil); err != nil {
+		t.Fatalf("message:read: %v", err)
 	}
-	f := alice.next(func(f frame) bool { return f.Event == "message:read" })
+	ev, err := alice.Next(t.Context())
 	var receipt readReceipt
-	decode(t, f.Data, &receipt)
+	if err != nil || ev.Name != "message:read" || ev.Decode(&receipt) != nil {
+		t.Fatalf("alice got %+v, %v", ev, err)
+	}
 	if receipt.UserID != "bob" || receipt.MessageID != msgID || receipt.ConversationID != demoConversation {
 		t.Errorf("alice got receipt %+v", receipt)
 	}
-	for _, c := range []*client{alice, bob} {
-		for _, f := range c.sync() {
-			if f.Event == "typing" || f.Event == "message:read" {
-				t.Errorf("a sender received its own %s", f.Event)
+	// The in-memory broker delivers before the sender's call returns: what
+	// a sender has not received by now, it never will.
+	for name, c := range map[string]*hubtest.Conn{"alice": alice, "bob": bob} {
+		for _, ev := range c.Events() {
+			if (c == alice && ev.Name == "typing") || (c == bob && ev.Name == "message:read") {
+				t.Errorf("%s received its own %s", name, ev.Name)
 			}
 		}
 	}

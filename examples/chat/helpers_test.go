@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
 
@@ -65,6 +66,25 @@ func startServer(t *testing.T, mutate func(*config)) *testEnv {
 		hs.Close()
 	})
 	return &testEnv{s: s, url: hs.URL, origin: "http://" + cfg.Addr, secret: cfg.Secret, logs: logs}
+}
+
+// newHub builds the chat server without serving it and returns its hub,
+// for tests of the handlers and the room policy through hubtest.
+func newHub(t *testing.T) *hub.Hub {
+	t.Helper()
+	// Addr only names the page's origin here: nothing listens on it.
+	s, err := newServer(config{Addr: "127.0.0.1:8080"})
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return s.gw.Hub()
 }
 
 // token returns a valid token for user: a demo token, or one signed with
