@@ -144,6 +144,11 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, q eio.Query
 		errShuttingDown.Write(w)
 		return
 	}
+	if q.Transport == eio.WebSocket && wire.Check(r) != nil {
+		// Refused before a session exists: Accept would fail later.
+		eio.WriteError(w, eio.CodeBadRequest)
+		return
+	}
 	if !srv.reserve() {
 		errFull.Write(w)
 		return
@@ -159,7 +164,10 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, q eio.Query
 	if c := srv.opts.Cookie; c.Name != "" {
 		http.SetCookie(w, c.cookie(r.TLS != nil))
 	}
-	srv.insert(s)
+	if !srv.insert(s) {
+		errInternal.Write(w) // closed by Open itself
+		return
+	}
 	if q.Transport == eio.Polling {
 		s.openPolling(w)
 		return
@@ -201,12 +209,17 @@ func (srv *Server) unreserve() {
 	srv.reserved--
 }
 
-// insert turns a reserved slot into s's table entry.
-func (srv *Server) insert(s *Session) {
+// insert turns a reserved slot into s's table entry, unless s was closed
+// meanwhile.
+func (srv *Server) insert(s *Session) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	srv.reserved--
+	if s.closed.Load() {
+		return false
+	}
 	srv.sessions[s.sid] = s
+	return true
 }
 
 func (srv *Server) lookup(sid string) *Session {

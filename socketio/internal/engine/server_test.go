@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/protocol"
 	"github.com/wsgate/wsgate/socketio/internal/eio"
 )
@@ -123,6 +124,23 @@ func TestOpenRefuses(t *testing.T) {
 	status, body := h.do(http.MethodGet, "EIO=4&transport=polling", "")
 	if status != http.StatusTooManyRequests || !strings.Contains(body, protocol.CodeConnectionLimit) || srv.Len() != 0 {
 		t.Fatalf("%d %q, %d sessions", status, body, srv.Len())
+	}
+}
+
+func TestSessionClosedByOpenIsNotKept(t *testing.T) {
+	srv, err := New(Options{Open: func(s *Session, _ *http.Request) (Receiver, error) {
+		s.Close(wire.StatusNormalClosure)
+		return nopReceiver{}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, srv: srv, url: newHTTP(t, srv)}
+	if _, err := h.dial("EIO=4&transport=websocket"); err == nil {
+		t.Fatal("the handshake of a closed session was accepted")
+	}
+	if srv.Len() != 0 {
+		t.Fatalf("%d sessions kept", srv.Len())
 	}
 }
 

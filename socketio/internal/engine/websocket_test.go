@@ -146,5 +146,19 @@ func TestWebSocket(t *testing.T) {
 		}
 		status, body := h.do(http.MethodGet, "EIO=4&transport=websocket", "")
 		expectError(t, status, body, eio.CodeBadRequest)
+		// Upgrade headers without a key: refused before any session exists.
+		n := h.srv.Len()
+		conn := rawRequest(t, h, http.MethodGet, "EIO=4&transport=websocket", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", "")
+		defer conn.Close()
+		status, body = readResponse(t, conn)
+		expectError(t, status, body, eio.CodeBadRequest)
+		select {
+		case <-h.opened:
+			t.Fatal("Open was called for a handshake that cannot complete")
+		default:
+		}
+		if h.srv.Len() != n {
+			t.Fatalf("%d sessions, was %d", h.srv.Len(), n)
+		}
 	})
 }
