@@ -96,6 +96,10 @@ func TestUpgrade(t *testing.T) {
 			t.Fatalf("echo %q", got)
 		}
 	})
+}
+
+func TestUpgradeFailures(t *testing.T) {
+	h := newHarness(t, Options{PingInterval: time.Minute}, true)
 	t.Run("a_bad_probe_leaves_the_session_on_polling", func(t *testing.T) {
 		sid, rec := h.handshake()
 		c, err := h.dial("EIO=4&transport=websocket&sid=" + sid)

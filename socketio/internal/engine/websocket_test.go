@@ -80,6 +80,10 @@ func TestWebSocket(t *testing.T) {
 			t.Fatalf("echo %v %q", typ, got)
 		}
 	})
+}
+
+func TestWebSocketClose(t *testing.T) {
+	h := newHarness(t, Options{PingInterval: time.Minute}, true)
 	t.Run("invalid_packet_closes", func(t *testing.T) {
 		c, _, rec := h.dialSession("")
 		writeWS(t, c, websocket.MessageText, "abc")
@@ -138,6 +142,10 @@ func TestWebSocket(t *testing.T) {
 			t.Fatalf("Send after Close: %v", err)
 		}
 	})
+}
+
+func TestWebSocketRefusals(t *testing.T) {
+	h := newHarness(t, Options{PingInterval: time.Minute}, true)
 	t.Run("invalid_handshakes_are_refused", func(t *testing.T) {
 		for _, q := range []string{"transport=websocket", "EIO=abc&transport=websocket", "EIO=4", "EIO=4&transport=abc"} {
 			if _, err := h.dial(q); err == nil {
