@@ -62,7 +62,10 @@ type Options struct {
 	// MaxQueued and MaxQueuedBytes bound what is queued for one session and
 	// not yet written, in frames (Engine.IO packets) and payload bytes. A
 	// Send that would exceed either fails with ErrFull and queues nothing.
-	// Defaults 256 and 1 MiB.
+	// A WebSocket's writer keeps room for a few more small frames, the
+	// engine's own (open, ping, probe answer), and while it writes a batch
+	// it may hold twice the bounds (see wire.WriterConfig). Defaults 256
+	// and 1 MiB.
 	MaxQueued      int
 	MaxQueuedBytes int
 
