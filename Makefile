@@ -1,12 +1,12 @@
 # Newcomers: `make test` is the Go test suite (go vet and go test -race ./...).
 # CI (.ci/run) runs it, and also checks gofmt, runs `make modules` (the
-# modules beside the library), `make rules`, `make benchcheck` and
-# `make e2e`.
+# modules beside the library), `make conformance`, `make rules`,
+# `make benchcheck` and `make e2e`.
 GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test deps vet race modules rules bench benchcheck fuzz chat jstest e2e
+.PHONY: test deps vet race modules rules bench benchcheck fuzz chat jstest e2e conformance
 
 test: deps vet race
 
@@ -73,6 +73,13 @@ fuzz:
 
 chat:
 	$(GO) run ./examples/chat
+
+# The official Engine.IO protocol suite, unchanged (../shared/conformance/
+# socketio), against examples/socketio-conformance started on a free port
+# and stopped by its PID. Needs node and npm (the suite's pinned packages
+# come from its lockfile).
+conformance:
+	GO='$(GO)' examples/socketio-conformance/conformance.sh engine.io-protocol
 
 # Unit tests of the browser client module (web/wsgate.js): node's built-in
 # test runner, no npm packages.
