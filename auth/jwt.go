@@ -88,7 +88,7 @@ type JWTOptions struct {
 	// then becomes required. Default: not checked.
 	Audience string
 
-	// Leeway tolerates clock skew when checking exp and nbf. Default (zero):
+	// Leeway tolerates clock skew when checking exp, nbf and iat. Default (zero):
 	// 10 seconds. Negative values and values above MaxLeeway are refused.
 	Leeway time.Duration
 
@@ -114,7 +114,7 @@ type JWTOptions struct {
 	// for concurrent use. Default: none.
 	Claims func(claims map[string]any, id *Identity) error
 
-	// Now is the clock used for exp and nbf. Default: time.Now. Tests set it.
+	// Now is the clock used for exp, nbf and iat. Default: time.Now. Tests set it.
 	Now func() time.Time
 }
 
@@ -129,8 +129,10 @@ type KeyFunc func(ctx context.Context, alg, kid string) ([]crypto.PublicKey, err
 
 // JWT is an Authenticator for JSON Web Tokens (RFC 7519). It requires a valid
 // signature by an allowed algorithm of the configured key's family, an exp
-// claim, a usable sub claim, and the configured iss and aud. Create it with
-// NewJWT; it is safe for concurrent use.
+// claim, a usable sub claim, and the configured iss and aud. It refuses a
+// token whose header has a "crit" parameter (no critical extension is
+// supported) and one whose iat lies in the future beyond the leeway. Create
+// it with NewJWT; it is safe for concurrent use.
 type JWT struct {
 	parser      *jwt.Parser
 	source      keySourceFunc
@@ -182,6 +184,10 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
+		// An iat in the future (beyond the leeway) is a token minted by a
+		// clock that cannot be trusted, or one forged to outlive a key
+		// rotation; iat stays optional, as RFC 7519 has it.
+		jwt.WithIssuedAt(),
 		// Canonical base64 only: one token string per signature, so a
 		// verified token cannot be re-encoded into a "different" valid one.
 		jwt.WithStrictDecoding(),
@@ -233,6 +239,12 @@ func (j *JWT) Authenticate(ctx context.Context, token string) (Identity, error) 
 	}
 	claims := jwt.MapClaims{}
 	keyfunc := func(t *jwt.Token) (any, error) {
+		// Checked before any key is looked up: a token whose issuer marked
+		// an extension as critical must not be accepted by a verifier that
+		// ignores it (RFC 7515, section 4.1.11), and this one supports none.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
+		}
 		key, err := j.source(ctx, t)
 		if err != nil {
 			return nil, &keyLookupError{err: err}
@@ -287,6 +299,10 @@ var (
 	// errKeyMismatch: the token's algorithm does not fit the key, so the
 	// signature of an alg-confusion attempt is never even checked.
 	errKeyMismatch = errors.New("algorithm does not match the key")
+	// errCritical: the header has a "crit" parameter. Whatever it lists is
+	// an extension this package does not implement, and an empty or
+	// malformed list is invalid in itself.
+	errCritical = errors.New("critical header extension not supported")
 )
 
 // claimReasons are the jwt errors that make a token invalid rather than
@@ -312,8 +328,10 @@ func (j *JWT) classify(t *jwt.Token, err error) error {
 	if t != nil && t.Method != nil && !slices.Contains(j.algs, t.Method.Alg()) {
 		return fmt.Errorf("%w: %w", ErrInvalidToken, errAlgNotAllowed)
 	}
-	if errors.Is(err, errKeyMismatch) {
-		return fmt.Errorf("%w: %w", ErrInvalidToken, errKeyMismatch)
+	for _, reason := range []error{errKeyMismatch, errCritical} {
+		if errors.Is(err, reason) {
+			return fmt.Errorf("%w: %w", ErrInvalidToken, reason)
+		}
 	}
 	if ke, ok := errors.AsType[*keyLookupError](err); ok {
 		if errors.Is(ke, ErrKeyLookup) {

@@ -31,6 +31,20 @@ func keys(ks ...crypto.PublicKey) auth.KeyFunc {
 	return func(context.Context, string, string) ([]crypto.PublicKey, error) { return ks, nil }
 }
 
+// withHeader signs valid claims with header name set to value.
+func withHeader(name string, value any, m jwt.SigningMethod, key any) func(testing.TB) string {
+	return func(tb testing.TB) string {
+		tb.Helper()
+		tok := jwt.NewWithClaims(m, claims())
+		tok.Header[name] = value
+		s, err := tok.SignedString(key)
+		if err != nil {
+			tb.Fatalf("signing: %v", err)
+		}
+		return s
+	}
+}
+
 func TestJWT(t *testing.T) {
 	exp := now.Add(time.Hour)
 	tests := []struct {
@@ -200,6 +214,39 @@ func TestJWT(t *testing.T) {
 			errs:  []error{auth.ErrInvalidToken},
 		},
 
+		// Critical header extensions: none is supported, so any "crit"
+		// header makes the token unusable (RFC 7515, section 4.1.11).
+		{
+			name:  "crit_header_naming_an_extension_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", []string{"exp"}, jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "crit_header_naming_an_unknown_extension_is_refused",
+			opts:  rsaOpts(),
+			token: withHeader("crit", []string{"http://example.com/ext"}, jwt.SigningMethodRS256, rsaKey()),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "empty_crit_header_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", []string{}, jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "crit_header_of_the_wrong_type_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", "exp", jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "other_unknown_header_is_ignored",
+			opts:  hmacOpts(),
+			token: withHeader("x-trace", "abc", jwt.SigningMethodHS256, secret),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
+		},
+
 		// Signature and encoding.
 		{
 			name: "bad_signature_is_refused",
@@ -270,6 +317,30 @@ func TestJWT(t *testing.T) {
 			opts:  hmacOpts(),
 			token: hs256(claims(jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})),
 			errs:  []error{auth.ErrInvalidToken, jwt.ErrTokenNotValidYet},
+		},
+		{
+			name:  "iat_in_the_future_beyond_the_leeway_is_refused",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": now.Add(time.Minute).Unix()})),
+			errs:  []error{auth.ErrInvalidToken, jwt.ErrTokenUsedBeforeIssued},
+		},
+		{
+			name:  "iat_in_the_future_within_the_leeway_is_accepted",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": now.Add(5 * time.Second).Unix()})),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
+		},
+		{
+			name:  "iat_of_the_wrong_type_is_refused",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": "yesterday"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "missing_iat_is_accepted",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": nil})),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
 		},
 		{
 			name:  "missing_exp_is_refused",
