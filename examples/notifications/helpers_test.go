@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,10 +116,27 @@ func (e *testEnv) dial(t *testing.T, h http.Header) (*websocket.Conn, *http.Resp
 	return ws, resp, err
 }
 
-// connect dials as user with a bearer header and waits for the welcome.
+// connect dials as a seeded user with a bearer header and waits for the
+// welcome.
 func (e *testEnv) connect(t *testing.T, user string) *client {
 	t.Helper()
-	ws, resp, err := e.dial(t, http.Header{"Authorization": {"Bearer " + e.token(t, user)}})
+	return e.connectWith(t, user, e.token(t, user))
+}
+
+// connectAs dials as an account the directory does not know, with a token
+// signed by the server's secret as an identity provider would.
+func (e *testEnv) connectAs(t *testing.T, a account) *client {
+	t.Helper()
+	tok, _, err := e.s.tokens.sign(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.connectWith(t, a.ID, tok)
+}
+
+func (e *testEnv) connectWith(t *testing.T, user, token string) *client {
+	t.Helper()
+	ws, resp, err := e.dial(t, http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%s)", user, err, describe(resp))
 	}
@@ -195,7 +213,7 @@ func jsonRequest(t *testing.T, url string, v any) *http.Request {
 // status and the users, comma-separated.
 func (e *testEnv) online(t *testing.T, caller, tenant string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.url+"/api/tenants/"+tenant+"/online", nil)
+	req, err := http.NewRequest(http.MethodGet, e.url+"/api/tenants/"+url.PathEscape(tenant)+"/online", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
