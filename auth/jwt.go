@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -114,6 +115,16 @@ type JWTOptions struct {
 	// for concurrent use. Default: none.
 	Claims func(claims map[string]any, id *Identity) error
 
+	// SubjectPattern, when set, must match the whole sub claim (it is
+	// anchored at both ends), or the token is invalid. It lets a deployment
+	// refuse ids its identity provider should never issue, such as
+	// look-alikes: "аlice" with a Cyrillic а, or "alice " with a trailing
+	// space, are otherwise distinct, valid users. For example
+	// regexp.MustCompile(`[a-z0-9_-]{1,64}`), or for Auth0 user ids
+	// regexp.MustCompile(`auth0\|[0-9a-f]{24}`). Default nil: any non-empty
+	// sub of at most MaxClaimBytes of UTF-8 without control characters.
+	SubjectPattern *regexp.Regexp
+
 	// Now is the clock used for exp, nbf and iat. Default: time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -142,6 +153,7 @@ type JWT struct {
 	tenantClaim string
 	rolesClaim  string
 	claims      func(map[string]any, *Identity) error
+	subject     *regexp.Regexp // SubjectPattern anchored at both ends; nil: any
 }
 
 // NewJWT validates opts and returns a JWT authenticator. It fails with an
@@ -202,7 +214,7 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		popts = append(popts, jwt.WithAudience(opts.Audience))
 	}
 
-	return &JWT{
+	j := &JWT{
 		parser:      jwt.NewParser(popts...),
 		source:      source,
 		algs:        algs,
@@ -210,7 +222,18 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		tenantClaim: cmp.Or(opts.TenantClaim, defaultTenantClaim),
 		rolesClaim:  cmp.Or(opts.RolesClaim, defaultRolesClaim),
 		claims:      opts.Claims,
-	}, nil
+	}
+	if opts.SubjectPattern != nil {
+		// Anchored, so that "[a-z]+" cannot accept "alice\u00a0" by matching
+		// a prefix. The full-match language is the same under Perl and
+		// POSIX semantics, so recompiling a CompilePOSIX pattern is sound.
+		anchored, err := regexp.Compile(`^(?:` + opts.SubjectPattern.String() + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("%w: SubjectPattern: %w", ErrInvalidOptions, err)
+		}
+		j.subject = anchored
+	}
+	return j, nil
 }
 
 // Close stops the refresh of JWKSURL; Authenticate then goes on with the
@@ -303,6 +326,8 @@ var (
 	// an extension this package does not implement, and an empty or
 	// malformed list is invalid in itself.
 	errCritical = errors.New("critical header extension not supported")
+	// errSubjectPattern: a genuine token for an id the deployment refuses.
+	errSubjectPattern = errors.New("sub does not match SubjectPattern")
 )
 
 // claimReasons are the jwt errors that make a token invalid rather than
@@ -360,6 +385,9 @@ func (j *JWT) identity(c jwt.MapClaims) (Identity, error) {
 	}
 	if !usableClaim(sub) {
 		return Identity{}, fmt.Errorf("%w: unusable sub", ErrInvalidToken)
+	}
+	if j.subject != nil && !j.subject.MatchString(sub) {
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, errSubjectPattern)
 	}
 	id := Identity{UserID: sub}
 

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -428,6 +429,56 @@ func TestJWT(t *testing.T) {
 			name:  "roles_of_the_wrong_type_are_refused",
 			opts:  hmacOpts(),
 			token: hs256(claims(jwt.MapClaims{"roles": map[string]any{"admin": true}})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+
+		// Subject pattern: look-alike ids refused on demand.
+		{
+			name:  "without_a_pattern_a_lookalike_sub_is_another_user",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"sub": "\u0430lice"})),
+			want:  &auth.Identity{UserID: "\u0430lice", ExpiresAt: exp},
+		},
+		{
+			name:  "sub_matching_the_pattern_is_accepted",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice"})),
+			want:  &auth.Identity{UserID: "alice", ExpiresAt: exp},
+		},
+		{
+			name:  "auth0_sub_matching_its_pattern_is_accepted",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`auth0\|[0-9a-f]{24}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "auth0|507f1f77bcf86cd799439011"})),
+			want:  &auth.Identity{UserID: "auth0|507f1f77bcf86cd799439011", ExpiresAt: exp},
+		},
+		{
+			name:  "cyrillic_lookalike_sub_is_refused_by_the_pattern",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "\u0430lice"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "trailing_space_is_refused_by_the_pattern",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice "})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "the_pattern_must_match_the_whole_sub",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z]+`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "admin|alice"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "an_alternation_is_anchored_as_a_whole",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`a|b`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "ab"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "a_posix_pattern_is_anchored_too",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompilePOSIX(`[a-z]+`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice!"})),
 			errs:  []error{auth.ErrInvalidToken},
 		},
 
