@@ -40,7 +40,13 @@ type Broker struct {
 
 var _ adapter.Broker = (*Broker)(nil)
 
-type inbound struct{ channel, msg string }
+// inbound is a received message whose tag, if any, has been checked.
+// payload is its own copy, which the handler may keep.
+type inbound struct {
+	channel string
+	payload []byte
+	pos     adapter.Position
+}
 
 type counters struct {
 	published, publishErrors, delivered, dropped, rejected, resubscribes atomic.Uint64
@@ -369,10 +375,34 @@ func (b *Broker) Close() error {
 	return nil
 }
 
+// open checks a received message and returns its payload, a copy the
+// handler may keep. It runs on rueidis' reader goroutine, before the
+// message is queued, so that a forgery never takes a delivery slot: a
+// flood of them costs a tag check each, never a genuine message.
+func (b *Broker) open(channel, msg string) (adapter.Position, []byte, bool) {
+	pos, sealed, err := splitPosition(msg)
+	if err != nil {
+		b.reject(channel)
+		return pos, nil, false
+	}
+	payload, ok := b.openSealed(channel, sealed)
+	return pos, payload, ok
+}
+
+// openSealed checks the tag of a sealed message, counting a bad one.
+func (b *Broker) openSealed(channel, sealed string) ([]byte, bool) {
+	payload, ok := b.sign.open(channel, sealed)
+	if !ok {
+		b.reject(channel)
+		return nil, false
+	}
+	return payload, true
+}
+
 // enqueue is called on rueidis' reader goroutine: it must never block.
-func (b *Broker) enqueue(channel, msg string) {
+func (b *Broker) enqueue(channel string, payload []byte, pos adapter.Position) {
 	select {
-	case b.queue <- inbound{channel, msg}:
+	case b.queue <- inbound{channel, payload, pos}:
 	default:
 		b.stats.dropped.Add(1)
 	}
@@ -397,17 +427,6 @@ func (b *Broker) deliver(in inbound) {
 	if !ok {
 		return
 	}
-	pos, sealed, err := splitPosition(in.msg)
-	if err != nil {
-		b.reject(in.channel)
-		return
-	}
-	// The one copy per message: the handler may keep the slice.
-	payload, ok := b.sign.open(in.channel, []byte(sealed))
-	if !ok {
-		b.reject(in.channel)
-		return
-	}
 	b.mu.RLock()
 	h := b.handler
 	_, want := b.topics[topic]
@@ -420,7 +439,7 @@ func (b *Broker) deliver(in inbound) {
 			b.log.Error("redis_handler_panic", slog.String("topic", topic), slog.Any("panic", r))
 		}
 	}()
-	h(adapter.Message{Topic: topic, Payload: payload, Pos: pos})
+	h(adapter.Message{Topic: topic, Payload: in.payload, Pos: in.pos})
 	b.stats.delivered.Add(1)
 }
 

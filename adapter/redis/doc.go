@@ -39,7 +39,9 @@
 // With Options.HMACKey set, every message carries an HMAC-SHA256 tag over
 // its channel and payload; a node drops and counts (Stats.Rejected) any
 // message without a valid tag, so that write access to Redis is not enough
-// to inject frames into rooms. Without it, Redis is trusted.
+// to inject frames into rooms. The tag is checked as the message arrives,
+// before it is queued, so a flood of forgeries never takes the place of a
+// genuine message. Without a key, Redis is trusted.
 //
 // # Streams and recovery
 //

@@ -91,12 +91,12 @@ func TestSigner(t *testing.T) {
 		t.Fatalf("sealed length %d", len(msg))
 	}
 	payload[0] = 'X' // the sealed copy must not follow the caller's buffer
-	got, ok := s.open("ch", msg)
+	got, ok := s.open("ch", string(msg))
 	if !ok || string(got) != "payload" {
 		t.Fatalf("open = %q, %v", got, ok)
 	}
 	// Re-splitting channel and payload must not keep the tag valid.
-	if _, ok := s.open("c", append([]byte("h"), msg...)); ok {
+	if _, ok := s.open("c", "h"+string(msg)); ok {
 		t.Fatal("tag accepted for a shifted channel/payload split")
 	}
 	var none *signer

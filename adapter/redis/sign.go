@@ -44,16 +44,17 @@ func (s *signer) seal(channel string, payload []byte) []byte {
 	return s.tag(out, channel, payload)[:len(payload)+tagLen]
 }
 
-// open returns the payload of msg, or false when its tag is missing or
-// wrong. msg is owned by the caller and not copied.
-func (s *signer) open(channel string, msg []byte) ([]byte, bool) {
+// open returns the payload of msg in a buffer of its own, which the
+// handler may keep, or false when its tag is missing or wrong.
+func (s *signer) open(channel, msg string) ([]byte, bool) {
 	if s == nil {
-		return msg, true
+		return []byte(msg), true
 	}
 	if len(msg) < tagLen {
 		return nil, false
 	}
-	payload, got := msg[:len(msg)-tagLen], msg[len(msg)-tagLen:]
+	b := []byte(msg)
+	payload, got := b[:len(b)-tagLen], b[len(b)-tagLen:]
 	var buf [sha256.Size]byte
 	want := s.tag(buf[:0], channel, payload)
 	return payload[:len(payload):len(payload)], hmac.Equal(want[:tagLen], got)
