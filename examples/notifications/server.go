@@ -299,6 +299,8 @@ func (rb *redisBackend) register(reg prometheus.Registerer) error {
 		{"delivered_total", "Messages received from Redis and handed to the hub.", broker(func(s wsredis.Stats) uint64 { return s.Delivered })},
 		{"dropped_total", "Messages lost because the delivery buffer was full.", broker(func(s wsredis.Stats) uint64 { return s.Dropped })},
 		{"rejected_total", "Messages dropped for a bad HMAC tag.", broker(func(s wsredis.Stats) uint64 { return s.Rejected })},
+		{"replayed_total", "Signed messages dropped because they were delivered before.", broker(func(s wsredis.Stats) uint64 { return s.Replayed })},
+		{"stale_total", "Signed messages dropped because their time was outside the replay window.", broker(func(s wsredis.Stats) uint64 { return s.Stale })},
 		{"resubscribes_total", "Pub/sub connections re-established after a loss.", broker(func(s wsredis.Stats) uint64 { return s.Resubscribes })},
 		{"limiter_refused_total", "Connections refused for the cluster-wide per-user limit.", limiter(func(s wsredis.LimiterStats) uint64 { return s.Refused })},
 		{"limiter_unavailable_total", "Admissions that met a Redis error.", limiter(func(s wsredis.LimiterStats) uint64 { return s.Unavailable })},
