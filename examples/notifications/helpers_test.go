@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -34,6 +35,12 @@ type testEnv struct {
 	url    string // http://127.0.0.1:port
 	origin string
 	logs   *syncBuffer
+	// httpClient makes the requests and handshakes; nil means
+	// http.DefaultClient. A TLS test sets one that trusts its certificate.
+	httpClient *http.Client
+	// issuer, when set, signs the tokens of seeded users instead of s, for
+	// a server that runs in a command the test cannot reach into.
+	issuer *tokenIssuer
 }
 
 // startServer runs newServer on 127.0.0.1:0 in demo mode unless mutate sets
@@ -74,6 +81,17 @@ func startServer(t *testing.T, mutate func(*config)) *testEnv {
 // the configured secret as an identity provider would.
 func (e *testEnv) token(t *testing.T, user string) string {
 	t.Helper()
+	if e.issuer != nil {
+		a, ok := newDirectory().lookup(context.Background(), user)
+		if !ok {
+			t.Fatalf("%q is not seeded", user)
+		}
+		tok, _, err := e.issuer.sign(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 	if e.s.demo {
 		tok, err := e.s.demoToken(user)
 		if err != nil {
@@ -107,6 +125,7 @@ func (e *testEnv) dial(t *testing.T, h http.Header) (*websocket.Conn, *http.Resp
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+"/ws", &websocket.DialOptions{
+		HTTPClient:   e.httpClient,
 		HTTPHeader:   hdr,
 		Subprotocols: []string{"wsgate.v1"},
 	})
@@ -232,7 +251,7 @@ func (e *testEnv) online(t *testing.T, caller, tenant string) (int, string) {
 
 func (e *testEnv) do(t *testing.T, req *http.Request) (int, map[string]string) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cmp.Or(e.httpClient, http.DefaultClient).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

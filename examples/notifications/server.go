@@ -33,9 +33,14 @@ import (
 // environment, tests directly.
 type config struct {
 	// Addr is the address the server is reached at, host:port. The default
-	// origin allowlist is http://Addr, so it must name a host.
+	// origin allowlist is http://Addr (https:// with TLS), so it must name
+	// a host.
 	Addr string
-	// Origins is the allowlist of page origins. Default: http://Addr only.
+	// TLS says the server is reached over HTTPS; it only changes the
+	// default origin. Default false.
+	TLS bool
+	// Origins is the allowlist of page origins. Default: http://Addr, or
+	// https://Addr with TLS, only.
 	Origins []string
 	// Secret verifies (and in demo mode signs) HS256 tokens. Empty means
 	// demo mode: a random secret and printed demo tokens.
@@ -100,7 +105,7 @@ func newServer(cfg config) (*server, error) {
 	s.tokens = tokenIssuer{secret: secret, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cmp.Or(cfg.TokenTTL, 12*time.Hour)}
 	allowed := cfg.Origins
 	if len(allowed) == 0 {
-		o, err := defaultOrigin(cfg.Addr)
+		o, err := defaultOrigin(cfg.Addr, cfg.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -346,13 +351,16 @@ func relayKey(secret []byte) []byte {
 
 // defaultOrigin is the origin of a page served at addr. A wildcard listen
 // address has no single origin, so it needs -origins.
-func defaultOrigin(addr string) (string, error) {
+func defaultOrigin(addr string, https bool) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("notifications: address %q: %w", addr, err)
 	}
 	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 		return "", fmt.Errorf("notifications: address %q listens on every interface; list the page origins with -origins", addr)
+	}
+	if https {
+		return "https://" + net.JoinHostPort(host, port), nil
 	}
 	return "http://" + net.JoinHostPort(host, port), nil
 }
