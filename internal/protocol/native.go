@@ -59,7 +59,7 @@ func (Native) DecodeText(frame []byte) (Inbound, error) {
 	if !isNull(env.data) {
 		in.Data = env.data
 	}
-	switch env.typ {
+	switch string(env.typ) {
 	case "event":
 		in.Kind = KindEvent
 		if !validName(env.event, MaxEventLen) {
@@ -71,7 +71,7 @@ func (Native) DecodeText(frame []byte) (Inbound, error) {
 		in.Event = env.event
 	case "join", "leave":
 		in.Kind = KindJoin
-		if env.typ == "leave" {
+		if string(env.typ) == "leave" {
 			in.Kind = KindLeave
 		}
 		if env.room == "" || len(env.room) > MaxRoomLen || !utf8.ValidString(env.room) {

@@ -67,6 +67,7 @@ func TestDecode(t *testing.T) {
 		{"invalid_escape_is_refused", `{"type":"event","event":"\x41"}`, Inbound{}, true},
 		{"escaped_event_name_is_checked_once_decoded", `{"type":"event","event":"a\u002db\/c"}`, Inbound{}, true},
 		{"escaped_valid_event_name_is_accepted", `{"type":"event","event":"a\u002Db"}`, Inbound{Kind: KindEvent, Event: "a-b"}, false},
+		{"escaped_type_is_decoded", `{"type":"\u0065vent","event":"x"}`, Inbound{Kind: KindEvent, Event: "x"}, false},
 		{"escaped_room_is_decoded", `{"type":"join","room":"caf\u00e9"}`, Inbound{Kind: KindJoin, Room: "café"}, false},
 		{"surrogate_pair_is_decoded", `{"type":"join","room":"\ud83d\ude00"}`, Inbound{Kind: KindJoin, Room: "\U0001F600"}, false},
 		{"lone_surrogate_becomes_replacement", `{"type":"join","room":"\ud83dx"}`, Inbound{Kind: KindJoin, Room: "\uFFFDx"}, false},
@@ -220,6 +221,10 @@ func sameAsEncodingJSON(t *testing.T, frame []byte, in Inbound) {
 		}
 		var str string
 		switch key {
+		case "type":
+			if err := json.Unmarshal(v, &str); err != nil || str != in.Kind.String() {
+				t.Fatalf("type of %q: accepted as %s, encoding/json reads %q (%v)", frame, in.Kind, str, err)
+			}
 		case "event", "room":
 			if string(v) != "null" {
 				if err := json.Unmarshal(v, &str); err != nil {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -25,12 +26,13 @@ const (
 	keyData
 )
 
-// rawEnvelope is what scanning found. Strings are decoded; id and data are
-// the raw bytes of their values and alias the frame.
+// rawEnvelope is what scanning found. Strings are decoded; typ, id and
+// data alias the frame when they can (typ is only compared, so it need not
+// become a string).
 type rawEnvelope struct {
-	typ, event, room string
-	id, data         []byte
-	seen             uint8
+	event, room   string
+	typ, id, data []byte
+	seen          uint8
 }
 
 // envelopeKey returns the bit of an exactly spelled envelope key, or 0.
@@ -104,7 +106,7 @@ func (s *scanner) member(e *rawEnvelope) error {
 	s.space()
 	switch key {
 	case keyType:
-		e.typ, ok = s.stringOrNull()
+		e.typ, ok = s.bytesOrNull()
 	case keyEvent:
 		e.event, ok = s.stringOrNull()
 	case keyRoom:
@@ -200,6 +202,21 @@ func (s *scanner) stringOrNull() (string, bool) {
 		return "", false
 	}
 	return s.str()
+}
+
+// bytesOrNull is stringOrNull for a value that is only compared: the bytes
+// between the quotes when there is no escape, without a copy.
+func (s *scanner) bytesOrNull() ([]byte, bool) {
+	if s.peek() == 'n' {
+		return nil, s.literal("null")
+	}
+	raw, ok := s.rawString()
+	if !ok || bytes.IndexByte(raw, '\\') < 0 {
+		return raw, ok
+	}
+	s.i -= len(raw) + 2
+	str, ok := s.str()
+	return []byte(str), ok
 }
 
 // rawString returns the bytes between the quotes of a string, escapes
