@@ -12,6 +12,9 @@
 // does not belong to the key, so HS/RS key confusion cannot be configured, and
 // it re-checks the key family on every token. Tokens must carry exp and sub,
 // are bounded in size before any parsing, and iss/aud are enforced when set.
+// A token with a "crit" header or an iat in the future is refused, and
+// JWTOptions.SubjectPattern can restrict which sub values are users at all,
+// for deployments that refuse look-alike ids.
 // Errors wrap ErrNoToken, ErrInvalidToken, ErrTokenExpired, ErrTokenTooLarge
 // or ErrKeyLookup and never contain the token, so they are safe to log.
 //

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -88,7 +89,7 @@ type JWTOptions struct {
 	// then becomes required. Default: not checked.
 	Audience string
 
-	// Leeway tolerates clock skew when checking exp and nbf. Default (zero):
+	// Leeway tolerates clock skew when checking exp, nbf and iat. Default (zero):
 	// 10 seconds. Negative values and values above MaxLeeway are refused.
 	Leeway time.Duration
 
@@ -114,7 +115,17 @@ type JWTOptions struct {
 	// for concurrent use. Default: none.
 	Claims func(claims map[string]any, id *Identity) error
 
-	// Now is the clock used for exp and nbf. Default: time.Now. Tests set it.
+	// SubjectPattern, when set, must match the whole sub claim (it is
+	// anchored at both ends), or the token is invalid. It lets a deployment
+	// refuse ids its identity provider should never issue, such as
+	// look-alikes: "аlice" with a Cyrillic а, or "alice " with a trailing
+	// space, are otherwise distinct, valid users. For example
+	// regexp.MustCompile(`[a-z0-9_-]{1,64}`), or for Auth0 user ids
+	// regexp.MustCompile(`auth0\|[0-9a-f]{24}`). Default nil: any non-empty
+	// sub of at most MaxClaimBytes of UTF-8 without control characters.
+	SubjectPattern *regexp.Regexp
+
+	// Now is the clock used for exp, nbf and iat. Default: time.Now. Tests set it.
 	Now func() time.Time
 }
 
@@ -129,8 +140,10 @@ type KeyFunc func(ctx context.Context, alg, kid string) ([]crypto.PublicKey, err
 
 // JWT is an Authenticator for JSON Web Tokens (RFC 7519). It requires a valid
 // signature by an allowed algorithm of the configured key's family, an exp
-// claim, a usable sub claim, and the configured iss and aud. Create it with
-// NewJWT; it is safe for concurrent use.
+// claim, a usable sub claim, and the configured iss and aud. It refuses a
+// token whose header has a "crit" parameter (no critical extension is
+// supported) and one whose iat lies in the future beyond the leeway. Create
+// it with NewJWT; it is safe for concurrent use.
 type JWT struct {
 	parser      *jwt.Parser
 	source      keySourceFunc
@@ -140,6 +153,7 @@ type JWT struct {
 	tenantClaim string
 	rolesClaim  string
 	claims      func(map[string]any, *Identity) error
+	subject     *regexp.Regexp // SubjectPattern anchored at both ends; nil: any
 }
 
 // NewJWT validates opts and returns a JWT authenticator. It fails with an
@@ -182,6 +196,10 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
+		// An iat in the future (beyond the leeway) is a token minted by a
+		// clock that cannot be trusted, or one forged to outlive a key
+		// rotation; iat stays optional, as RFC 7519 has it.
+		jwt.WithIssuedAt(),
 		// Canonical base64 only: one token string per signature, so a
 		// verified token cannot be re-encoded into a "different" valid one.
 		jwt.WithStrictDecoding(),
@@ -196,7 +214,7 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		popts = append(popts, jwt.WithAudience(opts.Audience))
 	}
 
-	return &JWT{
+	j := &JWT{
 		parser:      jwt.NewParser(popts...),
 		source:      source,
 		algs:        algs,
@@ -204,7 +222,18 @@ func newJWT(opts JWTOptions, source keySourceFunc, algs []string) (*JWT, error) 
 		tenantClaim: cmp.Or(opts.TenantClaim, defaultTenantClaim),
 		rolesClaim:  cmp.Or(opts.RolesClaim, defaultRolesClaim),
 		claims:      opts.Claims,
-	}, nil
+	}
+	if opts.SubjectPattern != nil {
+		// Anchored, so that "[a-z]+" cannot accept "alice\u00a0" by matching
+		// a prefix. The full-match language is the same under Perl and
+		// POSIX semantics, so recompiling a CompilePOSIX pattern is sound.
+		anchored, err := regexp.Compile(`^(?:` + opts.SubjectPattern.String() + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("%w: SubjectPattern: %w", ErrInvalidOptions, err)
+		}
+		j.subject = anchored
+	}
+	return j, nil
 }
 
 // Close stops the refresh of JWKSURL; Authenticate then goes on with the
@@ -233,6 +262,12 @@ func (j *JWT) Authenticate(ctx context.Context, token string) (Identity, error) 
 	}
 	claims := jwt.MapClaims{}
 	keyfunc := func(t *jwt.Token) (any, error) {
+		// Checked before any key is looked up: a token whose issuer marked
+		// an extension as critical must not be accepted by a verifier that
+		// ignores it (RFC 7515, section 4.1.11), and this one supports none.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errCritical
+		}
 		key, err := j.source(ctx, t)
 		if err != nil {
 			return nil, &keyLookupError{err: err}
@@ -287,6 +322,12 @@ var (
 	// errKeyMismatch: the token's algorithm does not fit the key, so the
 	// signature of an alg-confusion attempt is never even checked.
 	errKeyMismatch = errors.New("algorithm does not match the key")
+	// errCritical: the header has a "crit" parameter. Whatever it lists is
+	// an extension this package does not implement, and an empty or
+	// malformed list is invalid in itself.
+	errCritical = errors.New("critical header extension not supported")
+	// errSubjectPattern: a genuine token for an id the deployment refuses.
+	errSubjectPattern = errors.New("sub does not match SubjectPattern")
 )
 
 // claimReasons are the jwt errors that make a token invalid rather than
@@ -312,8 +353,10 @@ func (j *JWT) classify(t *jwt.Token, err error) error {
 	if t != nil && t.Method != nil && !slices.Contains(j.algs, t.Method.Alg()) {
 		return fmt.Errorf("%w: %w", ErrInvalidToken, errAlgNotAllowed)
 	}
-	if errors.Is(err, errKeyMismatch) {
-		return fmt.Errorf("%w: %w", ErrInvalidToken, errKeyMismatch)
+	for _, reason := range []error{errKeyMismatch, errCritical} {
+		if errors.Is(err, reason) {
+			return fmt.Errorf("%w: %w", ErrInvalidToken, reason)
+		}
 	}
 	if ke, ok := errors.AsType[*keyLookupError](err); ok {
 		if errors.Is(ke, ErrKeyLookup) {
@@ -342,6 +385,9 @@ func (j *JWT) identity(c jwt.MapClaims) (Identity, error) {
 	}
 	if !usableClaim(sub) {
 		return Identity{}, fmt.Errorf("%w: unusable sub", ErrInvalidToken)
+	}
+	if j.subject != nil && !j.subject.MatchString(sub) {
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, errSubjectPattern)
 	}
 	id := Identity{UserID: sub}
 

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -29,6 +30,20 @@ func hs256(c jwt.MapClaims) func(testing.TB) string {
 // keys is a KeyFunc that returns ks whatever the token.
 func keys(ks ...crypto.PublicKey) auth.KeyFunc {
 	return func(context.Context, string, string) ([]crypto.PublicKey, error) { return ks, nil }
+}
+
+// withHeader signs valid claims with header name set to value.
+func withHeader(name string, value any, m jwt.SigningMethod, key any) func(testing.TB) string {
+	return func(tb testing.TB) string {
+		tb.Helper()
+		tok := jwt.NewWithClaims(m, claims())
+		tok.Header[name] = value
+		s, err := tok.SignedString(key)
+		if err != nil {
+			tb.Fatalf("signing: %v", err)
+		}
+		return s
+	}
 }
 
 func TestJWT(t *testing.T) {
@@ -200,6 +215,39 @@ func TestJWT(t *testing.T) {
 			errs:  []error{auth.ErrInvalidToken},
 		},
 
+		// Critical header extensions: none is supported, so any "crit"
+		// header makes the token unusable (RFC 7515, section 4.1.11).
+		{
+			name:  "crit_header_naming_an_extension_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", []string{"exp"}, jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "crit_header_naming_an_unknown_extension_is_refused",
+			opts:  rsaOpts(),
+			token: withHeader("crit", []string{"http://example.com/ext"}, jwt.SigningMethodRS256, rsaKey()),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "empty_crit_header_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", []string{}, jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "crit_header_of_the_wrong_type_is_refused",
+			opts:  hmacOpts(),
+			token: withHeader("crit", "exp", jwt.SigningMethodHS256, secret),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "other_unknown_header_is_ignored",
+			opts:  hmacOpts(),
+			token: withHeader("x-trace", "abc", jwt.SigningMethodHS256, secret),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
+		},
+
 		// Signature and encoding.
 		{
 			name: "bad_signature_is_refused",
@@ -270,6 +318,30 @@ func TestJWT(t *testing.T) {
 			opts:  hmacOpts(),
 			token: hs256(claims(jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})),
 			errs:  []error{auth.ErrInvalidToken, jwt.ErrTokenNotValidYet},
+		},
+		{
+			name:  "iat_in_the_future_beyond_the_leeway_is_refused",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": now.Add(time.Minute).Unix()})),
+			errs:  []error{auth.ErrInvalidToken, jwt.ErrTokenUsedBeforeIssued},
+		},
+		{
+			name:  "iat_in_the_future_within_the_leeway_is_accepted",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": now.Add(5 * time.Second).Unix()})),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
+		},
+		{
+			name:  "iat_of_the_wrong_type_is_refused",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": "yesterday"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "missing_iat_is_accepted",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"iat": nil})),
+			want:  &auth.Identity{UserID: "user-1", ExpiresAt: now.Add(time.Hour)},
 		},
 		{
 			name:  "missing_exp_is_refused",
@@ -357,6 +429,56 @@ func TestJWT(t *testing.T) {
 			name:  "roles_of_the_wrong_type_are_refused",
 			opts:  hmacOpts(),
 			token: hs256(claims(jwt.MapClaims{"roles": map[string]any{"admin": true}})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+
+		// Subject pattern: look-alike ids refused on demand.
+		{
+			name:  "without_a_pattern_a_lookalike_sub_is_another_user",
+			opts:  hmacOpts(),
+			token: hs256(claims(jwt.MapClaims{"sub": "\u0430lice"})),
+			want:  &auth.Identity{UserID: "\u0430lice", ExpiresAt: exp},
+		},
+		{
+			name:  "sub_matching_the_pattern_is_accepted",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice"})),
+			want:  &auth.Identity{UserID: "alice", ExpiresAt: exp},
+		},
+		{
+			name:  "auth0_sub_matching_its_pattern_is_accepted",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`auth0\|[0-9a-f]{24}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "auth0|507f1f77bcf86cd799439011"})),
+			want:  &auth.Identity{UserID: "auth0|507f1f77bcf86cd799439011", ExpiresAt: exp},
+		},
+		{
+			name:  "cyrillic_lookalike_sub_is_refused_by_the_pattern",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "\u0430lice"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "trailing_space_is_refused_by_the_pattern",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9_-]{1,64}`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice "})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "the_pattern_must_match_the_whole_sub",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z]+`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "admin|alice"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "an_alternation_is_anchored_as_a_whole",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`a|b`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "ab"})),
+			errs:  []error{auth.ErrInvalidToken},
+		},
+		{
+			name:  "a_posix_pattern_is_anchored_too",
+			opts:  auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompilePOSIX(`[a-z]+`)},
+			token: hs256(claims(jwt.MapClaims{"sub": "alice!"})),
 			errs:  []error{auth.ErrInvalidToken},
 		},
 

@@ -126,6 +126,10 @@ func TestLimitsMiddleware(t *testing.T) {
 type wsHub struct {
 	limits   *guard.Limits
 	accepted atomic.Int64
+	// upgraded receives a value after each upgrade is counted, while it has
+	// room: a client's dial returns once the 101 is read, which can be
+	// before the handler gets to count it, so tests wait here instead.
+	upgraded chan struct{}
 }
 
 func (h *wsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -146,6 +150,10 @@ func (h *wsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.CloseNow()
 	h.accepted.Add(1)
+	select {
+	case h.upgraded <- struct{}{}:
+	default:
+	}
 	for {
 		_, msg, err := c.Read(context.Background())
 		if err != nil {
@@ -160,7 +168,7 @@ func (h *wsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newWSServer(t *testing.T, l *guard.Limits) (*httptest.Server, *wsHub) {
 	t.Helper()
-	hub := &wsHub{limits: l}
+	hub := &wsHub{limits: l, upgraded: make(chan struct{}, 16)}
 	srv := httptest.NewServer(guard.Chain(hub, l.Middleware)) // listens on 127.0.0.1
 	t.Cleanup(srv.Close)
 	return srv, hub
@@ -188,6 +196,13 @@ func TestLimitsOverWebSocket(t *testing.T) {
 			}
 			defer c.CloseNow()
 			open = append(open, c)
+		}
+		for range 2 {
+			select {
+			case <-hub.upgraded:
+			case <-ctx.Done():
+				t.Fatalf("the server did not count both upgrades: %d", hub.accepted.Load())
+			}
 		}
 		_, resp, err := dialAs(ctx, srv, "alice")
 		if err == nil || resp == nil {

@@ -186,8 +186,12 @@ func TestThrottleMemoryBound(t *testing.T) {
 					if n := th.Len(); n > maxClients {
 						t.Fatalf("Len = %d after %d clients, want <= %d", n, i+1, maxClients)
 					}
-					if time.Now().After(deadline) {
-						t.Fatalf("only %d of %d addresses in 30s", i, total)
+					// On a loaded machine the loop stops early rather than
+					// fail: speed is not what this test checks, and ten
+					// times MaxClients already rotates the table many times.
+					if i >= 10*maxClients && time.Now().After(deadline) {
+						t.Logf("stopped after %d of %d addresses (30s)", i, total)
+						break
 					}
 					clock.Advance(time.Millisecond) // a flood, far faster than the refill time
 				}

@@ -104,16 +104,16 @@ const (
 )
 
 // Room name limits: a name is "kind" or "kind:arg".
-const (
-	maxKindLen = 32
-	maxArgLen  = 96
-)
+const maxKindLen = 32
 
-// ValidRoom reports whether name is a well-formed room name: "kind" or
-// "kind:arg", at most MaxRoomLen bytes, where kind is
-// [a-z][a-z0-9_-]{0,31} and arg is 1 to 96 characters of
-// A-Z a-z 0-9 . _ ~ @ + -. A valid name is not yet an allowed one: the
-// server's room policy decides who may join it.
+// ValidRoom reports whether name is a well-formed room name that a client
+// may send: "kind" or "kind:arg", at most MaxRoomLen bytes, where kind is
+// [a-z][a-z0-9_-]{0,31} and arg is made of A-Z a-z 0-9 . _ ~ @ + - and of
+// %XX escapes (two upper-case hexadecimal digits) for any other byte, each
+// escape standing for a byte that cannot stand for itself: the spelling
+// room.Escape produces, so that "auth0|1" is "user:auth0%7C1". A valid name
+// is not yet an allowed one: the server's room policy decides who may join
+// it.
 func ValidRoom(name string) bool {
 	if name == "" || len(name) > MaxRoomLen {
 		return false
@@ -136,16 +136,41 @@ func ValidRoom(name string) bool {
 	if !hasArg {
 		return true
 	}
-	if arg == "" || len(arg) > maxArgLen {
+	if arg == "" {
 		return false
 	}
 	for i := 0; i < len(arg); i++ {
-		switch c := arg[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.' || c == '_' || c == '~' || c == '@' || c == '+' || c == '-':
-		default:
+		if plainArgByte(arg[i]) {
+			continue
+		}
+		if arg[i] != '%' || i+2 >= len(arg) {
 			return false
 		}
+		hi, lo := upperHex(arg[i+1]), upperHex(arg[i+2])
+		if hi < 0 || lo < 0 || plainArgByte(byte(hi<<4|lo)) {
+			return false
+		}
+		i += 2
 	}
 	return true
+}
+
+// plainArgByte reports whether c may stand for itself in a room argument.
+func plainArgByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c == '.' || c == '_' || c == '~' || c == '@' || c == '+' || c == '-'
+}
+
+// upperHex returns the value of an upper-case hexadecimal digit, or -1.
+func upperHex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }

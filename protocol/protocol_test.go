@@ -128,27 +128,34 @@ func TestHubConstantsMatch(t *testing.T) {
 }
 
 // Clients check room names with ValidRoom before sending them; the server
-// parses them with package room. Both must agree on every name.
+// parses them with package room. Both must agree on every name a message
+// can carry (at most MaxRoomLen bytes; the server also names longer rooms,
+// for long user ids, that no client sends).
 func TestValidRoomAgreesWithTheServer(t *testing.T) {
 	names := []string{
 		"", "global", "user:42", "tenant:acme", "conversation:9f1c-aa", "a:b:c", "A:1", "1a:x", "kind:",
 		":arg", "kind:sp ace", "kind:é", "kind:x/y", "k_-9:a.b_c~d@e+f-g", "user:%41",
+		"user:auth0%7C507f1f77bcf86cd799439011", "user:auth0%7c1", "user:a%7", "user:%", "user:jos%C3%A9",
 		strings.Repeat("k", 32), strings.Repeat("k", 33), "k:" + strings.Repeat("a", 96), "k:" + strings.Repeat("a", 97),
 		strings.Repeat("k", 32) + ":" + strings.Repeat("a", 95), strings.Repeat("k", 32) + ":" + strings.Repeat("a", 96),
+		"k:" + strings.Repeat("a", 126), "k:" + strings.Repeat("%7C", 42),
 	}
 	for _, n := range names {
-		if protocol.ValidRoom(n) != room.Valid(n) {
+		if protocol.ValidRoom(n) != sendable(n) {
 			t.Errorf("ValidRoom(%q) = %v, room.Valid = %v", n, protocol.ValidRoom(n), room.Valid(n))
 		}
 	}
 }
+
+// sendable is what the server accepts in a message: a valid name that fits.
+func sendable(name string) bool { return room.Valid(name) && len(name) <= protocol.MaxRoomLen }
 
 func FuzzValidRoom(f *testing.F) {
 	for _, s := range []string{"user:42", "a:b:c", "k:" + strings.Repeat("a", 96)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, n string) {
-		if protocol.ValidRoom(n) != room.Valid(n) {
+		if protocol.ValidRoom(n) != sendable(n) {
 			t.Fatalf("ValidRoom(%q) = %v, room.Valid = %v", n, protocol.ValidRoom(n), room.Valid(n))
 		}
 	})

@@ -8,6 +8,14 @@
 // it carries the configured role. Every other kind is denied unless a Rule
 // for it, or a fallback, says otherwise: the default is deny.
 //
+// Names are ASCII without separators, so they go into logs and broker topics
+// as they are; an id with other bytes is escaped (see Escape) when it
+// becomes an argument. User and Tenant build the built-in names, and every
+// id auth.JWT accepts has one: "alice" gives "user:alice",
+// "auth0|507f1f77bcf86cd799439011" gives
+// "user:auth0%7C507f1f77bcf86cd799439011". Plain ids keep their plain
+// names, and no escaped id can take a plain id's room.
+//
 // A Rule receives the name parsed. It answers false to deny; an error means
 // it could not decide (its database is down), which refuses the join without
 // calling it a denial, so the client hears INTERNAL and the log the cause:

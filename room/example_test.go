@@ -96,3 +96,16 @@ func ExampleIndex() {
 	// a leaves: true last: false
 	// b disconnects, emptied: [tenant:acme]
 }
+
+func ExampleUser() {
+	// Plain ids keep their names; any other id is escaped, so that every
+	// user can be reached through a valid room name.
+	for _, id := range []string{"ana", "auth0|507f1f77bcf86cd799439011", "josé"} {
+		name := room.User(id)
+		fmt.Println(name, room.Valid(name))
+	}
+	// Output:
+	// user:ana true
+	// user:auth0%7C507f1f77bcf86cd799439011 true
+	// user:jos%C3%A9 true
+}

@@ -3,39 +3,82 @@ package room
 import (
 	"errors"
 	"fmt"
+
+	"github.com/wsgate/wsgate/auth"
 )
 
 // Global is the room every connection with the configured global role joins.
 const Global = "global"
 
-// Limits of a room name, chosen so that a name fits comfortably in a log line
-// and a broker topic while still holding a UUID, an e-mail address or a
-// composite key as its argument.
+// Limits of a room name. An argument stands for at most maxArgBytes bytes,
+// the longest user or tenant id auth.JWT accepts, so that every identity
+// has a user room and a tenant room; escaped, that is at most three times as
+// many bytes.
 const (
-	maxNameLen = 128
-	maxKindLen = 32
-	maxArgLen  = 96
+	maxKindLen  = 32
+	maxArgBytes = auth.MaxClaimBytes
+	maxArgLen   = 3 * maxArgBytes
+	maxNameLen  = maxKindLen + 1 + maxArgLen
 )
 
 // ErrInvalidName is wrapped by every error about a malformed room name.
 var ErrInvalidName = errors.New("room: invalid room name")
 
-// User returns the name of the personal room of user id: "user:" + id.
-// The result is only usable when id is a valid argument (see Parse).
-func User(id string) string { return "user:" + id }
+// User returns the name of the personal room of user id: "user:" +
+// Escape(id). It is a valid name for every id of 1 to 256 bytes, which
+// covers every id auth.JWT accepts; for the common ids made of
+// [A-Za-z0-9._~@+-] only, it is simply "user:" + id.
+func User(id string) string { return "user:" + Escape(id) }
 
-// Tenant returns the name of the room of tenant id: "tenant:" + id.
-// The result is only usable when id is a valid argument (see Parse).
-func Tenant(id string) string { return "tenant:" + id }
+// Tenant returns the name of the room of tenant id: "tenant:" + Escape(id),
+// valid for every id of 1 to 256 bytes, like User.
+func Tenant(id string) string { return "tenant:" + Escape(id) }
+
+// Escape returns s as a room-name argument: every byte of
+// [A-Za-z0-9._~@+-] stands for itself and every other byte is written %XX,
+// with two upper-case hexadecimal digits. An s made of those characters
+// only is returned unchanged, so plain ids keep their plain names; any
+// other s gets a name with at least one '%', a byte no plain id holds, so
+// an escaped id never collides with a plain one. The mapping is one to one:
+// two ids have the same argument only if they are the same bytes ("alice"
+// and "аlice", with a Cyrillic а, stay two rooms). The result is a valid
+// argument when s has 1 to 256 bytes.
+//
+// Escape("auth0|507f1f77bcf86cd799439011") is "auth0%7C507f1f77bcf86cd799439011".
+func Escape(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !argByte[s[i]] {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	out := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if argByte[c] {
+			out = append(out, c)
+			continue
+		}
+		out = append(out, '%', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return string(out)
+}
 
 // Parse splits a room name into its kind and its argument.
 //
-// A name is "kind" or "kind:arg", at most 128 bytes. kind matches
-// [a-z][a-z0-9_-]{0,31}; arg is 1 to 96 bytes of [A-Za-z0-9._~@+-]. The
-// alphabet is ASCII only and excludes separators, spaces and control bytes, so
-// a valid name can be logged and used as a broker topic without escaping, and
-// two names that look alike are the same name. An invalid name returns an
-// error wrapping ErrInvalidName.
+// A name is "kind" or "kind:arg". kind matches [a-z][a-z0-9_-]{0,31}; arg
+// is what Escape returns for 1 to 256 bytes: characters of
+// [A-Za-z0-9._~@+-], and %XX (upper-case hexadecimal) for any other byte.
+// Only that one spelling is accepted: "%61" (for 'a') and "%7c" (lower case)
+// are invalid, so each argument has exactly one name. A name is ASCII only
+// and holds no separator, space or control byte, so it can be logged and
+// used as a broker topic without further escaping, and two names that look
+// alike are the same name. An invalid name returns an error wrapping
+// ErrInvalidName.
 func Parse(name string) (kind, arg string, err error) {
 	if len(name) == 0 {
 		return "", "", fmt.Errorf("%w: empty", ErrInvalidName)
@@ -48,7 +91,7 @@ func Parse(name string) (kind, arg string, err error) {
 		return "", "", fmt.Errorf("%w: kind must match [a-z][a-z0-9_-]{0,31}", ErrInvalidName)
 	}
 	if hasArg && !validArg(arg) {
-		return "", "", fmt.Errorf("%w: argument must be 1 to %d bytes of [A-Za-z0-9._~@+-]", ErrInvalidName, maxArgLen)
+		return "", "", fmt.Errorf("%w: argument must be 1 to %d bytes of [A-Za-z0-9._~@+-] or %%XX escapes", ErrInvalidName, maxArgBytes)
 	}
 	return kind, arg, nil
 }
@@ -102,14 +145,38 @@ var argByte = func() (t [256]bool) {
 	return t
 }()
 
+// validArg reports whether a is a canonical escape (see Escape) of 1 to
+// maxArgBytes bytes.
 func validArg(a string) bool {
 	if len(a) == 0 || len(a) > maxArgLen {
 		return false
 	}
+	n := 0 // bytes a stands for
 	for i := 0; i < len(a); i++ {
-		if !argByte[a[i]] {
+		n++
+		if argByte[a[i]] {
+			continue
+		}
+		if a[i] != '%' || i+2 >= len(a) {
 			return false
 		}
+		hi, lo := upperHex(a[i+1]), upperHex(a[i+2])
+		// A byte that could stand for itself must: one spelling per name.
+		if hi < 0 || lo < 0 || argByte[hi<<4|lo] {
+			return false
+		}
+		i += 2
 	}
-	return true
+	return n <= maxArgBytes
+}
+
+// upperHex returns the value of an upper-case hexadecimal digit, or -1.
+func upperHex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }

@@ -128,12 +128,12 @@ func (p *Policy) CanJoin(ctx context.Context, id auth.Identity, room string) err
 	}
 	switch kind {
 	case kindUser:
-		if arg == "" || arg != id.UserID {
+		if arg == "" || arg != Escape(id.UserID) {
 			return fmt.Errorf("%w: user room of another user", ErrForbidden)
 		}
 		return nil
 	case kindTenant:
-		if arg == "" || arg != id.TenantID {
+		if arg == "" || arg != Escape(id.TenantID) {
 			return fmt.Errorf("%w: room of another tenant", ErrForbidden)
 		}
 		return nil
@@ -162,18 +162,19 @@ func (p *Policy) CanJoin(ctx context.Context, id auth.Identity, room string) err
 	return nil
 }
 
-// AutoRooms returns the rooms a connection joins when it connects: its
-// user room, its tenant room when TenantID is set, and Global when it carries
-// globalRole. A room whose name would be invalid, because the id contains
-// bytes outside the argument alphabet, is left out rather than created under
-// a name that Policy would refuse.
+// AutoRooms returns the rooms a connection joins when it connects: its user
+// room (User), its tenant room (Tenant) when TenantID is set, and Global
+// when it carries globalRole. Ids are escaped as User and Tenant do, so an
+// id like "auth0|507f1f77bcf86cd799439011" gets its room; only an id longer
+// than 256 bytes, which auth.JWT never accepts, is left out rather than
+// given a name that Policy would refuse.
 func AutoRooms(id auth.Identity, globalRole string) []string {
 	rooms := make([]string, 0, 3)
-	if validArg(id.UserID) {
-		rooms = append(rooms, User(id.UserID))
+	if u := User(id.UserID); Valid(u) {
+		rooms = append(rooms, u)
 	}
-	if id.TenantID != "" && validArg(id.TenantID) {
-		rooms = append(rooms, Tenant(id.TenantID))
+	if t := Tenant(id.TenantID); id.TenantID != "" && Valid(t) {
+		rooms = append(rooms, t)
 	}
 	if id.HasRole(globalRole) {
 		rooms = append(rooms, Global)

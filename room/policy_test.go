@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/auth"
@@ -37,6 +38,10 @@ func TestPolicy(t *testing.T) {
 	admin := auth.Identity{UserID: "9", TenantID: "acme", Roles: []string{"admin"}}
 	loner := auth.Identity{UserID: "3"}
 	anonymous := auth.Identity{}
+	auth0 := auth.Identity{UserID: "auth0|507f1f77bcf86cd799439011", TenantID: "org/acme"}
+	// percent's id is the escaped spelling of auth0's: it must not get
+	// auth0's room.
+	percent := auth.Identity{UserID: "auth0%7C507f1f77bcf86cd799439011"}
 
 	full, err := NewPolicy(PolicyOptions{
 		GlobalRole: "admin",
@@ -87,6 +92,12 @@ func TestPolicy(t *testing.T) {
 		{"invalid_name_is_forbidden_and_invalid", full, admin, "user:1:2", false, true, nil, false},
 		{"empty_name_is_forbidden_and_invalid", full, admin, "", false, true, nil, false},
 		{"lookalike_name_is_forbidden_and_invalid", full, alice, "user:1\u200b", false, true, nil, false},
+		{"own_escaped_user_room_is_allowed", full, auth0, "user:auth0%7C507f1f77bcf86cd799439011", true, false, nil, false},
+		{"own_escaped_tenant_room_is_allowed", full, auth0, "tenant:org%2Facme", true, false, nil, false},
+		{"unescaped_own_id_is_forbidden_and_invalid", full, auth0, "user:auth0|507f1f77bcf86cd799439011", false, true, nil, false},
+		{"escaped_room_of_another_user_is_forbidden", full, auth0, "user:auth0%7C507f1f77bcf86cd799439012", false, false, nil, false},
+		{"id_spelling_an_escape_gets_only_its_own_room", full, percent, "user:auth0%7C507f1f77bcf86cd799439011", false, false, nil, false},
+		{"id_spelling_an_escape_joins_its_own_room", full, percent, "user:auth0%257C507f1f77bcf86cd799439011", true, false, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +171,9 @@ func TestAutoRooms(t *testing.T) {
 		{"user_and_tenant", auth.Identity{UserID: "1", TenantID: "acme"}, "admin", []string{"user:1", "tenant:acme"}},
 		{"global_with_role", auth.Identity{UserID: "1", TenantID: "acme", Roles: []string{"admin"}}, "admin", []string{"user:1", "tenant:acme", "global"}},
 		{"no_global_when_role_is_empty", auth.Identity{UserID: "1", Roles: []string{""}}, "", []string{"user:1"}},
-		{"invalid_user_id_gets_no_user_room", auth.Identity{UserID: "auth0|1", TenantID: "acme"}, "", []string{"tenant:acme"}},
+		{"auth0_user_id_gets_its_escaped_user_room", auth.Identity{UserID: "auth0|1", TenantID: "acme"}, "", []string{"user:auth0%7C1", "tenant:acme"}},
+		{"ids_with_colon_slash_space_and_non_ascii_get_rooms", auth.Identity{UserID: "a:b/c d", TenantID: "société"}, "", []string{"user:a%3Ab%2Fc%20d", "tenant:soci%C3%A9t%C3%A9"}},
+		{"id_over_256_bytes_gets_no_user_room", auth.Identity{UserID: strings.Repeat("u", 257), TenantID: "acme"}, "", []string{"tenant:acme"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

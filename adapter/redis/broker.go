@@ -23,7 +23,8 @@ type Broker struct {
 	opts    Options
 	log     *slog.Logger
 	client  rueidis.Client // publishes, and hands out pub/sub connections
-	sign    *signer
+	sign    *signer        // nil without HMACKey
+	replay  *replayGuard   // nil without HMACKey
 	nodeID  string
 	queue   chan inbound  // received messages waiting for the delivery goroutine
 	stop    chan struct{} // closed by Close
@@ -40,10 +41,16 @@ type Broker struct {
 
 var _ adapter.Broker = (*Broker)(nil)
 
-type inbound struct{ channel, msg string }
+// inbound is a received message whose tag, if any, has been checked.
+// payload is its own copy, which the handler may keep.
+type inbound struct {
+	channel string
+	payload []byte
+	pos     adapter.Position
+}
 
 type counters struct {
-	published, publishErrors, delivered, dropped, rejected, resubscribes atomic.Uint64
+	published, publishErrors, delivered, dropped, rejected, replayed, stale, resubscribes atomic.Uint64
 }
 
 // New connects to Redis, subscribes the node's probe channel on every
@@ -72,12 +79,15 @@ func New(opts Options) (*Broker, error) {
 		opts:    o,
 		log:     o.Logger,
 		client:  client,
-		sign:    newSigner(o.HMACKey),
+		sign:    newSigner(o.HMACKey, id),
 		nodeID:  hex.EncodeToString(id[:]),
 		queue:   make(chan inbound, o.DeliveryBuffer),
 		stop:    make(chan struct{}),
 		refresh: make(chan struct{}, 1),
 		topics:  make(map[string]struct{}),
+	}
+	if o.HMACKey != nil {
+		b.replay = newReplayGuard(o.ReplayWindow)
 	}
 	if o.Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), o.PublishTimeout)
@@ -343,6 +353,8 @@ func (b *Broker) Stats() Stats {
 		Delivered:     b.stats.delivered.Load(),
 		Dropped:       b.stats.dropped.Load(),
 		Rejected:      b.stats.rejected.Load(),
+		Replayed:      b.stats.replayed.Load(),
+		Stale:         b.stats.stale.Load(),
 		Resubscribes:  b.stats.resubscribes.Load(),
 	}
 }
@@ -369,10 +381,49 @@ func (b *Broker) Close() error {
 	return nil
 }
 
+// open checks a received message and returns its position and payload, a
+// copy the handler may keep. It runs on rueidis' reader goroutine, before
+// the message is queued, so that a forgery or a replay never takes a
+// delivery slot: a flood of them costs a check each, never a genuine
+// message.
+func (b *Broker) open(channel, msg string) (adapter.Position, []byte, bool) {
+	pos, sealed, err := splitPosition(msg)
+	if err != nil {
+		b.reject(channel)
+		return pos, nil, false
+	}
+	payload, ok := b.openSealed(channel, sealed)
+	return pos, payload, ok
+}
+
+// openSealed checks a sealed live message: its tag and, with a key, that it
+// is neither a replay nor stale. Stored messages read back from a stream
+// are checked by their tag only (see History): they are old and were
+// delivered live before, by design.
+func (b *Broker) openSealed(channel, sealed string) ([]byte, bool) {
+	payload, h, ok := b.sign.open(channel, sealed)
+	if !ok {
+		b.reject(channel)
+		return nil, false
+	}
+	if b.replay == nil {
+		return payload, true
+	}
+	switch b.replay.check(h) {
+	case stale:
+		b.refuse(channel, &b.stats.stale, "time outside ReplayWindow")
+		return nil, false
+	case replayed:
+		b.refuse(channel, &b.stats.replayed, "replayed")
+		return nil, false
+	}
+	return payload, true
+}
+
 // enqueue is called on rueidis' reader goroutine: it must never block.
-func (b *Broker) enqueue(channel, msg string) {
+func (b *Broker) enqueue(channel string, payload []byte, pos adapter.Position) {
 	select {
-	case b.queue <- inbound{channel, msg}:
+	case b.queue <- inbound{channel, payload, pos}:
 	default:
 		b.stats.dropped.Add(1)
 	}
@@ -397,17 +448,6 @@ func (b *Broker) deliver(in inbound) {
 	if !ok {
 		return
 	}
-	pos, sealed, err := splitPosition(in.msg)
-	if err != nil {
-		b.reject(in.channel)
-		return
-	}
-	// The one copy per message: the handler may keep the slice.
-	payload, ok := b.sign.open(in.channel, []byte(sealed))
-	if !ok {
-		b.reject(in.channel)
-		return
-	}
 	b.mu.RLock()
 	h := b.handler
 	_, want := b.topics[topic]
@@ -420,17 +460,23 @@ func (b *Broker) deliver(in inbound) {
 			b.log.Error("redis_handler_panic", slog.String("topic", topic), slog.Any("panic", r))
 		}
 	}()
-	h(adapter.Message{Topic: topic, Payload: payload, Pos: pos})
+	h(adapter.Message{Topic: topic, Payload: in.payload, Pos: in.pos})
 	b.stats.delivered.Add(1)
 }
 
-// reject counts a message with a bad tag. It logs the 1st, 2nd, 4th, 8th…
-// so that a flood of forgeries is visible without flooding the log.
+// reject counts a message with a bad tag or frame.
 func (b *Broker) reject(channel string) {
-	n := b.stats.rejected.Add(1)
+	b.refuse(channel, &b.stats.rejected, "bad or missing HMAC tag")
+}
+
+// refuse counts a message refused for reason in counter. It logs the 1st,
+// 2nd, 4th, 8th… of each kind, so that a flood of forgeries or replays is
+// visible without flooding the log.
+func (b *Broker) refuse(channel string, counter *atomic.Uint64, reason string) {
+	n := counter.Add(1)
 	if n&(n-1) == 0 {
 		b.log.Warn("redis_message_rejected", slog.String("channel", channel),
-			slog.String("reason", "bad or missing HMAC tag"), slog.Uint64("rejected_total", n))
+			slog.String("reason", reason), slog.Uint64("total", n))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -164,14 +165,26 @@ func (b *Broker) triggerRefresh() {
 	}
 }
 
-// topologyLoop reloads the slot map on request. Failover and resharding
-// are rare, so when anything changed every connection starts over with the
-// new assignment rather than moving topics one by one.
+// topologyRetry is how often the slot map is reloaded while a pub/sub
+// connection is down: a master that died is replaced by its replica within
+// a failover, and the sooner the node sees it, the fewer messages the gap
+// costs. A failed connection asks for a reload too, but only as often as
+// its backoff lets it retry.
+const topologyRetry = 250 * time.Millisecond
+
+// topologyLoop reloads the slot map on request, and regularly while a
+// connection is down.
 func (b *Broker) topologyLoop() {
 	defer b.wg.Done()
+	t := time.NewTicker(topologyRetry)
+	defer t.Stop()
 	for {
 		select {
 		case <-b.refresh:
+		case <-t.C:
+			if !b.anyShardDown() {
+				continue
+			}
 		case <-b.stop:
 			return
 		}
@@ -186,6 +199,28 @@ func (b *Broker) topologyLoop() {
 	}
 }
 
+// anyShardDown reports whether a pub/sub connection is down or still
+// resubscribing.
+func (b *Broker) anyShardDown() bool {
+	b.mu.RLock()
+	shards := b.route.shards
+	b.mu.RUnlock()
+	for _, s := range shards {
+		s.mu.Lock()
+		down := s.conn == nil || !s.ready
+		s.mu.Unlock()
+		if down {
+			return true
+		}
+	}
+	return false
+}
+
+// applyTopology switches to a new slot map. A shard whose master is gone
+// stops, a new master gets a shard, and a shard whose slots changed starts
+// a new session with the channels it serves now. A shard whose master kept
+// exactly its slots, like every other master in a failover, keeps its
+// connection: recycling it would lose the messages of the resubscription.
 func (b *Broker) applyTopology(masters []string, owner []uint16) {
 	b.mu.Lock()
 	old := b.route
@@ -202,10 +237,12 @@ func (b *Broker) applyTopology(masters []string, owner []uint16) {
 		keep[s.addr] = s
 	}
 	b.route = b.newRouting(masters, owner, keep)
-	var gone, kept []*shard
+	var gone, changed []*shard
 	for _, s := range b.route.shards {
 		if keep[s.addr] == s {
-			kept = append(kept, s)
+			if slotsChanged(old, b.route, s) {
+				changed = append(changed, s)
+			}
 			delete(keep, s.addr)
 		} else {
 			// Started under the lock so that Close, which collects the
@@ -219,11 +256,26 @@ func (b *Broker) applyTopology(masters []string, owner []uint16) {
 	b.mu.Unlock()
 
 	b.log.Info("redis_topology_changed", slog.Any("masters", masters))
-	for _, s := range kept {
+	for _, s := range changed {
 		s.recycle()
 	}
 	for _, s := range gone {
 		close(s.stop)
 		<-s.done
 	}
+}
+
+// slotsChanged reports whether s serves other slots in next than in prev.
+func slotsChanged(prev, next *routing, s *shard) bool {
+	if prev.owner == nil || next.owner == nil {
+		return true
+	}
+	for slot := range numSlots {
+		was := prev.owner[slot] != 0 && prev.shards[prev.owner[slot]-1] == s
+		is := next.owner[slot] != 0 && next.shards[next.owner[slot]-1] == s
+		if was != is {
+			return true
+		}
+	}
+	return false
 }

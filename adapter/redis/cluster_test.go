@@ -171,3 +171,61 @@ func TestCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestTopologyChangeKeepsUnaffectedShards replaces one master in the slot
+// map, as a failover does, and checks that the connections to the other
+// masters are kept: recycling them would lose what is published while they
+// resubscribe.
+func TestTopologyChangeKeepsUnaffectedShards(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	opts := Options{Addrs: c.Addrs(), ProbeInterval: time.Hour}
+	pub, _ := node(t, opts)
+	b, sb := node(t, opts)
+
+	b.mu.RLock()
+	route := b.route
+	b.mu.RUnlock()
+	victim := route.shards[0]
+	topicOf := map[*shard]string{}
+	for i := 0; len(topicOf) < 3; i++ {
+		topic := "room:k" + strconv.Itoa(i)
+		if s := route.shardFor("wsgate:" + topic); topicOf[s] == "" {
+			topicOf[s] = topic
+			subscribe(t, b, topic)
+		}
+	}
+	conns := map[*shard]any{}
+	for _, s := range route.shards {
+		conns[s] = s.liveConn()
+	}
+
+	// The victim's slots now belong to another address: a promoted replica.
+	masters := slices.Clone(route.shards)
+	addrs := make([]string, len(masters))
+	for i, s := range masters {
+		addrs[i] = s.addr
+	}
+	addrs[0] = "127.0.0.1:1"
+	b.applyTopology(addrs, slices.Clone(route.owner))
+
+	b.mu.RLock()
+	next := b.route
+	b.mu.RUnlock()
+	for _, s := range route.shards[1:] {
+		if !slices.Contains(next.shards, s) {
+			t.Fatalf("shard %s was replaced", s.addr)
+		}
+		topic := topicOf[s]
+		publish(t, pub, topic, []byte("through "+s.addr))
+		sb.waitMessage(t, topic, []byte("through "+s.addr))
+		if s.liveConn() != conns[s] {
+			t.Errorf("the connection to %s, whose slots did not change, was replaced", s.addr)
+		}
+	}
+	if slices.Contains(next.shards, victim) {
+		t.Fatalf("the shard of the replaced master %s is still routed", victim.addr)
+	}
+	if st := b.Stats(); st.Resubscribes != 0 {
+		t.Errorf("stats %+v: connections were resubscribed", st)
+	}
+}

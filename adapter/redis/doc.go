@@ -37,9 +37,17 @@
 // Stats.Dropped, never a stalled connection.
 //
 // With Options.HMACKey set, every message carries an HMAC-SHA256 tag over
-// its channel and payload; a node drops and counts (Stats.Rejected) any
-// message without a valid tag, so that write access to Redis is not enough
-// to inject frames into rooms. Without it, Redis is trusted.
+// its channel, its payload and a header: a format version, the sending
+// node's random id, a per-node sequence number and the sender's time. A
+// node drops and counts (Stats.Rejected) any message without a valid tag,
+// so that write access to Redis is not enough to inject frames into rooms,
+// and drops a message it has accepted before (Stats.Replayed) or whose
+// time is more than Options.ReplayWindow from its own clock (Stats.Stale),
+// so that read and write access is not enough to repeat one. Nodes' clocks
+// must agree within the window, one minute by default. All of it is checked
+// as the message arrives, before it is queued, so a flood of forgeries or
+// replays never takes the place of a genuine message. Without a key, Redis
+// is trusted.
 //
 // # Streams and recovery
 //
@@ -73,6 +81,10 @@
 // therefore reorder, drop or re-number history, or make clients believe
 // they missed messages; they cannot make a node deliver a payload that no
 // node sealed. The tag stops forged deliveries, not a corrupted store.
+// Replay protection applies to live delivery: a stored message is old and
+// was delivered live before, so History checks its tag only, and a stored
+// message published again is refused as a replay whatever position it is
+// given.
 //
 // # What survives what
 //

@@ -20,6 +20,8 @@ const (
 	DefaultDeliveryBuffer = 4096
 	// DefaultProbeInterval is the probe period when Options.ProbeInterval is 0.
 	DefaultProbeInterval = 5 * time.Second
+	// DefaultReplayWindow is the replay window when Options.ReplayWindow is 0.
+	DefaultReplayWindow = time.Minute
 )
 
 // MinHMACKeyLen is the shortest HMACKey New accepts.
@@ -48,12 +50,28 @@ type Options struct {
 	Prefix string
 
 	// HMACKey, when set, authenticates every message between nodes: each
-	// payload carries a 16-byte HMAC-SHA256 tag over its channel and bytes,
-	// and messages with a missing or wrong tag are dropped and counted in
-	// Stats.Rejected. Without it, anyone who can PUBLISH to the Redis can
-	// inject frames into every room. At least MinHMACKeyLen bytes; all
-	// nodes must share it. Default: no authentication.
+	// payload carries a 16-byte HMAC-SHA256 tag over its channel, its bytes
+	// and a header (format version, the sending node's random id, a
+	// sequence number and the sender's time); messages with a missing or
+	// wrong tag are dropped and counted in Stats.Rejected, and a message
+	// already accepted, or sent outside ReplayWindow, is dropped and counted
+	// in Stats.Replayed or Stats.Stale. Without it, anyone who can PUBLISH
+	// to the Redis can inject frames into every room, or repeat a captured
+	// one. At least MinHMACKeyLen bytes; all nodes must share it and run
+	// the same wire format. Default: no authentication.
 	HMACKey []byte
+
+	// ReplayWindow, with HMACKey, is how far a message's time may be from
+	// the receiver's clock, either way, for it to be delivered; within it,
+	// each message is delivered once. It must exceed the clock skew
+	// between nodes plus the delivery delay: a node whose clock is off by
+	// more loses its messages, counted in Stats.Stale and logged, so keep
+	// the clocks synchronised (NTP holds them within milliseconds). A
+	// longer window tolerates more skew and costs memory only per sending
+	// node (about 600 bytes each, forgotten after two to three windows of
+	// silence).
+	// At least one second. Default DefaultReplayWindow.
+	ReplayWindow time.Duration
 
 	// PublishTimeout bounds Publish (and each subscribe command) even when
 	// the caller's context has no deadline, so that a Redis outage turns
@@ -96,8 +114,17 @@ type Stats struct {
 	Delivered uint64
 	// Dropped counts messages lost because the delivery buffer was full.
 	Dropped uint64
-	// Rejected counts messages dropped for a missing or wrong HMAC tag.
+	// Rejected counts messages dropped for a missing or wrong HMAC tag, or
+	// a format version this node does not know.
 	Rejected uint64
+	// Replayed counts signed messages dropped because this node had
+	// accepted the same message before, or one so much newer from the same
+	// node (4096 messages) that it can no longer tell.
+	Replayed uint64
+	// Stale counts signed messages dropped because their time was outside
+	// ReplayWindow: a replay of an old message, or a sender's clock off by
+	// more than the window.
+	Stale uint64
 	// Resubscribes counts pub/sub connections re-established, with every
 	// wanted topic subscribed again, after a loss.
 	Resubscribes uint64
@@ -147,6 +174,12 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("redis: Options.DeliveryBuffer is negative")
 	case o.DeliveryBuffer == 0:
 		o.DeliveryBuffer = DefaultDeliveryBuffer
+	}
+	switch {
+	case o.ReplayWindow == 0:
+		o.ReplayWindow = DefaultReplayWindow
+	case o.ReplayWindow < time.Second:
+		return o, fmt.Errorf("redis: Options.ReplayWindow %s is below 1s", o.ReplayWindow)
 	}
 	switch {
 	case o.ProbeInterval == 0:

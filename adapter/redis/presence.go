@@ -147,7 +147,9 @@ func userOf(m string) (string, bool) {
 
 // writeScript adds and removes members. KEYS[1] the room; ARGV TTL (ms),
 // the number n of members to add, those n members, then the members to
-// remove.
+// remove. It returns 1: a script that returns nothing answers a nil reply,
+// which rueidis reports as an error (rueidis.Nil), and every write would
+// count as a failure.
 var writeScript = newScript(nowMs + `
 local ttl = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
@@ -163,7 +165,9 @@ if n > 0 then
   end
   redis.call('ZADD', KEYS[1], unpack(args))
 end
-` + keepKey)
+` + keepKey + `
+return 1
+`)
 
 // usersScript drops the room's expired members and returns the others.
 var usersScript = newScript(nowMs + `

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/redistest"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // newPresence starts a Presence that is closed at cleanup.
@@ -237,5 +240,27 @@ func TestPresenceMemberEncoding(t *testing.T) {
 		if u, ok := userOf(bad); ok {
 			t.Errorf("userOf(%q) = %q, want a refusal", bad, u)
 		}
+	}
+}
+
+// TestPresenceWritesAreNotErrors pins that a successful write is counted
+// and logged as a success: the write script's reply carries no data, and
+// that reply must not read as a failure.
+func TestPresenceWritesAreNotErrors(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs testutil.SyncBuffer
+	p := newPresence(t, PresenceOptions{Addrs: []string{srv.Addr()},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := range 5 {
+		p.Add("lobby", "u"+strconv.Itoa(i), "c")
+	}
+	p.Remove("lobby", "u0", "c")
+	eventuallyUsers(t, p, "lobby", "u1", "u2", "u3", "u4")
+	p.Close() // waits for the writer, whose last write removes the entries
+	if n := p.Stats().WriteErrors; n != 0 {
+		t.Errorf("WriteErrors = %d after successful joins and leaves, want 0", n)
+	}
+	if s := logs.String(); strings.Contains(s, "redis_presence_unavailable") {
+		t.Errorf("a successful write logged an outage:\n%s", s)
 	}
 }

@@ -140,15 +140,18 @@ func (s *shard) session() (wasReady bool, err error) {
 	}
 	probeCh := s.b.probeChannel(s)
 	dc, release := client.Dedicate()
-	// The hooks run on rueidis' reader goroutine: they only hand off to the
-	// bounded delivery queue or record a probe, and never block.
+	// The hooks run on rueidis' reader goroutine: they check the message,
+	// then only hand off to the bounded delivery queue or record a probe,
+	// and never block.
 	errc := dc.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage: func(m rueidis.PubSubMessage) {
 			if m.Channel == probeCh {
 				s.probeArrived(m.Channel, m.Message)
 				return
 			}
-			s.b.enqueue(m.Channel, m.Message)
+			if pos, payload, ok := s.b.open(m.Channel, m.Message); ok {
+				s.b.enqueue(m.Channel, payload, pos)
+			}
 		},
 		OnSubscription: func(ev rueidis.PubSubSubscription) {
 			// Redis drops sharded subscriptions of a slot that migrates;
@@ -368,9 +371,8 @@ func (s *shard) nextProbe() (channel string, seq uint64) {
 }
 
 func (s *shard) probeArrived(channel, msg string) {
-	payload, ok := s.b.sign.open(channel, []byte(msg))
+	payload, ok := s.b.openSealed(channel, msg)
 	if !ok {
-		s.b.reject(channel)
 		return
 	}
 	seq, err := strconv.ParseUint(string(payload), 10, 64)

@@ -328,7 +328,7 @@ func (b *Broker) historyResult(channel string, since adapter.Position, reply []r
 		if err != nil {
 			return adapter.HistoryResult{Top: res.Top}, fmt.Errorf("redis: history script reply: %w", err)
 		}
-		payload, ok := b.sign.open(channel, []byte(sealed))
+		payload, _, ok := b.sign.open(channel, sealed) // stored: tag only, see openSealed
 		if !ok {
 			b.reject(channel)
 			b.log.Warn("redis_history_entry_rejected", slog.String("channel", channel),

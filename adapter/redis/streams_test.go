@@ -334,7 +334,7 @@ func TestStreamsHMAC(t *testing.T) {
 	since := adapter.HistoryQuery{Since: adapter.Position{Epoch: first.Epoch}, Stream: brokertest.Stream}
 
 	t.Run("an_entry_sealed_with_the_key_is_recovered", func(t *testing.T) {
-		top := forge(t, newSigner(key).seal(channel, []byte("sealed")))
+		top := forge(t, newSigner(key, [8]byte{'t', 'e', 's', 't'}).seal(channel, []byte("sealed")))
 		brokertest.Complete(t, brokertest.History(t, b, topic, since), 1, "genuine", "sealed")
 		if top.Offset != 2 {
 			t.Fatalf("forged at %+v", top)
@@ -364,7 +364,7 @@ func TestStreamsHMAC(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		sealed := string(newSigner(key).seal("wsgate:room:live", []byte("hi")))
+		sealed := string(newSigner(key, [8]byte{'t', 'e', 's', 't'}).seal("wsgate:room:live", []byte("hi")))
 		inject("\x017:e:" + sealed)                            // delivered, at the position Redis wrote
 		inject("\x017:e:" + "unsigned, long enough for a tag") // refused
 		inject("\x01x:e:" + sealed)                            // malformed header: refused

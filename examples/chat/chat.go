@@ -42,10 +42,15 @@ var staticFiles embed.FS
 // environment, tests directly.
 type config struct {
 	// Addr is the address the server is reached at, host:port. The default
-	// origin allowlist is http://Addr, so it must name a host.
+	// origin allowlist is http://Addr (https:// with TLS), so it must name
+	// a host.
 	Addr string
-	// Origins is the allowlist of page origins. Default: http://Addr, and
-	// on a loopback address its localhost or 127.0.0.1 twin.
+	// TLS says the server is reached over HTTPS; it only changes the
+	// default origins. Default false.
+	TLS bool
+	// Origins is the allowlist of page origins. Default: http://Addr
+	// (https:// with TLS), and on a loopback address its localhost or
+	// 127.0.0.1 twin.
 	Origins []string
 	// Secret verifies (and in demo mode signs) HS256 tokens. Empty means
 	// demo mode: a random secret, a demo login and printed demo tokens.
@@ -105,7 +110,7 @@ func newServer(cfg config) (*server, error) {
 	}
 	allowed := cfg.Origins
 	if len(allowed) == 0 {
-		if allowed, err = defaultOrigins(cfg.Addr); err != nil {
+		if allowed, err = defaultOrigins(cfg.Addr, cfg.TLS); err != nil {
 			return nil, err
 		}
 	}
@@ -183,11 +188,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // reconnect elsewhere, and drains them until ctx is done.
 func (s *server) Shutdown(ctx context.Context) error { return s.gw.Shutdown(ctx) }
 
-// defaultOrigins are the origins of the page this server serves at addr.
-// On a loopback address the page opens as http://127.0.0.1:PORT or as
-// http://localhost:PORT, whichever the user typed, so both are allowed.
-// A wildcard listen address has no single origin, so it needs -origins.
-func defaultOrigins(addr string) ([]string, error) {
+// defaultOrigins are the origins of the page this server serves at addr,
+// over https when it serves TLS. On a loopback address the page opens as
+// http://127.0.0.1:PORT or as http://localhost:PORT, whichever the user
+// typed, so both are allowed. A wildcard listen address has no single
+// origin, so it needs -origins.
+func defaultOrigins(addr string, https bool) ([]string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("chat: address %q: %w", addr, err)
@@ -196,12 +202,16 @@ func defaultOrigins(addr string) ([]string, error) {
 	if host == "" || (err == nil && ip.IsUnspecified()) {
 		return nil, fmt.Errorf("chat: address %q listens on every interface; list the page origins with -origins", addr)
 	}
-	own := "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
+	own := scheme + net.JoinHostPort(host, port)
 	switch {
 	case strings.EqualFold(host, "localhost"):
-		return []string{own, "http://" + net.JoinHostPort("127.0.0.1", port)}, nil
+		return []string{own, scheme + net.JoinHostPort("127.0.0.1", port)}, nil
 	case err == nil && ip.IsLoopback():
-		return []string{own, "http://" + net.JoinHostPort("localhost", port)}, nil
+		return []string{own, scheme + net.JoinHostPort("localhost", port)}, nil
 	}
 	return []string{own}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -627,14 +628,24 @@ func TestRunRefusesBadStartup(t *testing.T) {
 		{"wildcard_origins_from_env", []string{"-addr", "127.0.0.1:0"}, map[string]string{"WSGATE_ORIGINS": "*"}},
 		{"all_interfaces_from_env_without_origins", nil, map[string]string{"WSGATE_ADDR": ":0"}},
 		{"unknown_flag", []string{"-secret", "x"}, nil},
+		{"tls_cert_without_key", []string{"-addr", "127.0.0.1:0", "-tls-cert", "cert.pem"}, nil},
+		{"tls_key_without_cert_from_env", []string{"-addr", "127.0.0.1:0"}, map[string]string{"WSGATE_TLS_KEY": "key.pem"}},
+		{"tls_files_that_do_not_exist", []string{"-addr", "127.0.0.1:0", "-tls-cert", "/nonexistent/cert.pem", "-tls-key", "/nonexistent/key.pem"}, nil},
+		{"address_in_use", []string{"-addr", "127.0.0.1:0"}, nil}, // replaced by a taken address below
 	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tests[len(tests)-1].args[1] = taken.Addr().String()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
 			log := slog.New(slog.DiscardHandler)
 			// Each case fails before listening, so run returns at once.
 			var stderr strings.Builder
-			if err := run(tt.args, func(k string) string { return tt.env[k] }, &out, &stderr, log); err == nil {
+			if err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out, &stderr, log); err == nil {
 				t.Fatal("run started")
 			}
 			if out.Len() != 0 {
@@ -672,7 +683,7 @@ func TestDefaultOrigins(t *testing.T) {
 		"[::1]:8080":       {"http://[::1]:8080", "http://localhost:8080"},
 		"chat.example:443": {"http://chat.example:443"},
 	} {
-		got, err := defaultOrigins(addr)
+		got, err := defaultOrigins(addr, false)
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("defaultOrigins(%q) = %v, %v; want %v", addr, got, err, want)
 		}

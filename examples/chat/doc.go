@@ -19,9 +19,14 @@
 //
 //	-addr     listen address; env WSGATE_ADDR; default 127.0.0.1:8080
 //	-origins  comma-separated page origins allowed to connect; env
-//	          WSGATE_ORIGINS; default http://<addr>, and on a loopback
-//	          address its localhost (or 127.0.0.1) twin. An -addr that
-//	          listens on every interface (":8080") needs it.
+//	          WSGATE_ORIGINS; default http://<addr> (https://<addr> with
+//	          TLS), and on a loopback address its localhost (or 127.0.0.1)
+//	          twin. An -addr that listens on every interface (":8080")
+//	          needs it.
+//	-tls-cert PEM certificate (chain) file; env WSGATE_TLS_CERT. With
+//	-tls-key  its PEM private key (env WSGATE_TLS_KEY), the server speaks
+//	          HTTPS and WSS only (TLS 1.2 or later, HTTP/1.1); set both or
+//	          neither. Default: plain HTTP, for a TLS-terminating proxy.
 //
 // Environment only:
 //

@@ -33,6 +33,9 @@ type testEnv struct {
 	origin string // the origin the page is served from
 	secret []byte // the configured secret; nil in demo mode
 	logs   *syncBuffer
+	// httpClient dials the handshakes; nil means http.DefaultClient. A TLS
+	// test sets one that trusts its certificate.
+	httpClient *http.Client
 }
 
 // startServer runs newServer on 127.0.0.1:0. The listener exists before the
@@ -122,6 +125,7 @@ func (e *testEnv) dial(t *testing.T, h http.Header, protocols ...string) (*webso
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+"/ws", &websocket.DialOptions{
+		HTTPClient:   e.httpClient,
 		HTTPHeader:   hdr,
 		Subprotocols: protocols,
 	})

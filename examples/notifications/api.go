@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -35,8 +37,9 @@ const (
 // with unknown fields refused, validated, and then its text is sanitized.
 type notificationRequest struct {
 	Target string `json:"target" validate:"required,oneof=user tenant global"`
-	// ID names the user or tenant; it must be absent for global.
-	ID    string `json:"id" validate:"required_unless=Target global,excluded_if=Target global,max=96"`
+	// ID names the user or tenant; it must be absent for global. Any id
+	// authentication accepts is valid (see validID).
+	ID    string `json:"id" validate:"required_unless=Target global,excluded_if=Target global"`
 	Title string `json:"title" validate:"required,max=200" sanitize:"html"`
 	Body  string `json:"body" validate:"max=2000" sanitize:"html"`
 }
@@ -157,8 +160,8 @@ func (s *server) decodeRequest(w http.ResponseWriter, r *http.Request) (req noti
 	if err := s.validate.Struct(&req); err != nil {
 		return req, http.StatusBadRequest, "BAD_REQUEST", validationProblem(err)
 	}
-	if req.Target != targetGlobal && !room.Valid(room.User(req.ID)) {
-		return req, http.StatusBadRequest, "BAD_REQUEST", `field "id" must be 1 to 96 characters of A-Z a-z 0-9 . _ ~ @ + -`
+	if req.Target != targetGlobal && !validID(req.ID) {
+		return req, http.StatusBadRequest, "BAD_REQUEST", `field "id" must be 1 to 256 bytes without control characters`
 	}
 	if err := s.sanitizer.Struct(&req); err != nil {
 		return req, http.StatusInternalServerError, codeInternal, "internal error"
@@ -168,6 +171,15 @@ func (s *server) decodeRequest(w http.ResponseWriter, r *http.Request) (req noti
 		return req, http.StatusBadRequest, "BAD_REQUEST", `field "title" is empty once HTML is removed`
 	}
 	return req, 0, "", ""
+}
+
+// validID reports whether id can be a user or tenant id: what auth.JWT
+// accepts as a sub or tenant (at most auth.MaxClaimBytes of UTF-8 without
+// control characters), which is also what has a room name, escaped if
+// need be ("auth0|507f…" is user:auth0%7C507f…).
+func validID(id string) bool {
+	return room.Valid(room.User(id)) && len(id) <= auth.MaxClaimBytes &&
+		utf8.ValidString(id) && !strings.ContainsFunc(id, unicode.IsControl)
 }
 
 // mayNotify is the API's authorization rule:
@@ -203,7 +215,7 @@ func (s *server) mayNotify(r *http.Request, caller auth.Identity, req notificati
 // (Redis), for the tenant's ADMIN or a SUPER_ADMIN.
 func (s *server) tenantOnline(w http.ResponseWriter, r *http.Request, caller auth.Identity) {
 	tenant := r.PathValue("id")
-	if !room.Valid(room.Tenant(tenant)) {
+	if !validID(tenant) {
 		writeJSONError(w, http.StatusBadRequest, "BAD_REQUEST", "invalid tenant id", 0)
 		return
 	}

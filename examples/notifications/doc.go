@@ -30,8 +30,13 @@
 //
 //	-addr     listen address; env WSGATE_ADDR; default 127.0.0.1:8081
 //	-origins  comma-separated page origins allowed to connect; env
-//	          WSGATE_ORIGINS; default http://<addr>. An -addr that listens
-//	          on every interface (":8081") needs it.
+//	          WSGATE_ORIGINS; default http://<addr> (https://<addr> with
+//	          TLS). An -addr that listens on every interface (":8081")
+//	          needs it.
+//	-tls-cert PEM certificate (chain) file; env WSGATE_TLS_CERT. With
+//	-tls-key  its PEM private key (env WSGATE_TLS_KEY), the server speaks
+//	          HTTPS and WSS only (TLS 1.2 or later, HTTP/1.1); set both or
+//	          neither. Default: plain HTTP, for a TLS-terminating proxy.
 //	-redis    Redis URL (redis://[user:password@]host:port[/db], rediss://
 //	          for TLS); env REDIS_URL; default: the in-memory broker
 //

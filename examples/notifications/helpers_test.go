@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,6 +35,12 @@ type testEnv struct {
 	url    string // http://127.0.0.1:port
 	origin string
 	logs   *syncBuffer
+	// httpClient makes the requests and handshakes; nil means
+	// http.DefaultClient. A TLS test sets one that trusts its certificate.
+	httpClient *http.Client
+	// issuer, when set, signs the tokens of seeded users instead of s, for
+	// a server that runs in a command the test cannot reach into.
+	issuer *tokenIssuer
 }
 
 // startServer runs newServer on 127.0.0.1:0 in demo mode unless mutate sets
@@ -73,6 +81,17 @@ func startServer(t *testing.T, mutate func(*config)) *testEnv {
 // the configured secret as an identity provider would.
 func (e *testEnv) token(t *testing.T, user string) string {
 	t.Helper()
+	if e.issuer != nil {
+		a, ok := newDirectory().lookup(context.Background(), user)
+		if !ok {
+			t.Fatalf("%q is not seeded", user)
+		}
+		tok, _, err := e.issuer.sign(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 	if e.s.demo {
 		tok, err := e.s.demoToken(user)
 		if err != nil {
@@ -106,6 +125,7 @@ func (e *testEnv) dial(t *testing.T, h http.Header) (*websocket.Conn, *http.Resp
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+"/ws", &websocket.DialOptions{
+		HTTPClient:   e.httpClient,
 		HTTPHeader:   hdr,
 		Subprotocols: []string{"wsgate.v1"},
 	})
@@ -115,10 +135,27 @@ func (e *testEnv) dial(t *testing.T, h http.Header) (*websocket.Conn, *http.Resp
 	return ws, resp, err
 }
 
-// connect dials as user with a bearer header and waits for the welcome.
+// connect dials as a seeded user with a bearer header and waits for the
+// welcome.
 func (e *testEnv) connect(t *testing.T, user string) *client {
 	t.Helper()
-	ws, resp, err := e.dial(t, http.Header{"Authorization": {"Bearer " + e.token(t, user)}})
+	return e.connectWith(t, user, e.token(t, user))
+}
+
+// connectAs dials as an account the directory does not know, with a token
+// signed by the server's secret as an identity provider would.
+func (e *testEnv) connectAs(t *testing.T, a account) *client {
+	t.Helper()
+	tok, _, err := e.s.tokens.sign(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.connectWith(t, a.ID, tok)
+}
+
+func (e *testEnv) connectWith(t *testing.T, user, token string) *client {
+	t.Helper()
+	ws, resp, err := e.dial(t, http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%s)", user, err, describe(resp))
 	}
@@ -195,7 +232,7 @@ func jsonRequest(t *testing.T, url string, v any) *http.Request {
 // status and the users, comma-separated.
 func (e *testEnv) online(t *testing.T, caller, tenant string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.url+"/api/tenants/"+tenant+"/online", nil)
+	req, err := http.NewRequest(http.MethodGet, e.url+"/api/tenants/"+url.PathEscape(tenant)+"/online", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +251,7 @@ func (e *testEnv) online(t *testing.T, caller, tenant string) (int, string) {
 
 func (e *testEnv) do(t *testing.T, req *http.Request) (int, map[string]string) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cmp.Or(e.httpClient, http.DefaultClient).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

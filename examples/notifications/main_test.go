@@ -29,12 +29,15 @@ func TestRunRefusesBadStartup(t *testing.T) {
 		{"redis_url_with_another_scheme", []string{"-addr", "127.0.0.1:0", "-redis", "http://127.0.0.1:1"}, nil},
 		{"unreachable_redis_from_env", []string{"-addr", "127.0.0.1:0"}, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}},
 		{"short_relay_key", []string{"-addr", "127.0.0.1:0", "-redis", "redis://127.0.0.1:1"}, map[string]string{"WSGATE_REDIS_HMAC_KEY": "short"}},
+		{"tls_key_without_cert", []string{"-addr", "127.0.0.1:0", "-tls-key", "key.pem"}, nil},
+		{"tls_cert_without_key_from_env", []string{"-addr", "127.0.0.1:0"}, map[string]string{"WSGATE_TLS_CERT": "cert.pem"}},
+		{"tls_files_that_do_not_exist", []string{"-addr", "127.0.0.1:0", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, stderr strings.Builder
 			// Each case fails before listening, so run returns at once.
-			err := run(tt.args, func(k string) string { return tt.env[k] }, &out, &stderr, slog.New(slog.DiscardHandler))
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out, &stderr, slog.New(slog.DiscardHandler))
 			if err == nil {
 				t.Fatal("run started")
 			}
@@ -62,7 +65,7 @@ func TestTokenSubcommand(t *testing.T) {
 	env := map[string]string{"WSGATE_JWT_SECRET": testSecret}
 	getenv := func(k string) string { return env[k] }
 	var out, errOut strings.Builder
-	if err := run([]string{"token", "-ttl", "10m", "alice"}, getenv, &out, &errOut, nil); err != nil {
+	if err := run(context.Background(), []string{"token", "-ttl", "10m", "alice"}, getenv, &out, &errOut, nil); err != nil {
 		t.Fatalf("token: %v (%s)", err, errOut.String())
 	}
 	v, err := auth.NewJWT(auth.JWTOptions{HMACSecret: []byte(testSecret)})
@@ -91,7 +94,7 @@ func TestTokenSubcommand(t *testing.T) {
 	} {
 		t.Run("refused_"+name, func(t *testing.T) {
 			var out, errOut strings.Builder
-			if err := run(append([]string{"token"}, tc.args...), func(k string) string { return tc.env[k] }, &out, &errOut, nil); err == nil || out.Len() != 0 {
+			if err := run(context.Background(), append([]string{"token"}, tc.args...), func(k string) string { return tc.env[k] }, &out, &errOut, nil); err == nil || out.Len() != 0 {
 				t.Fatalf("err %v, printed %q", err, out.String())
 			}
 		})

@@ -33,9 +33,14 @@ import (
 // environment, tests directly.
 type config struct {
 	// Addr is the address the server is reached at, host:port. The default
-	// origin allowlist is http://Addr, so it must name a host.
+	// origin allowlist is http://Addr (https:// with TLS), so it must name
+	// a host.
 	Addr string
-	// Origins is the allowlist of page origins. Default: http://Addr only.
+	// TLS says the server is reached over HTTPS; it only changes the
+	// default origin. Default false.
+	TLS bool
+	// Origins is the allowlist of page origins. Default: http://Addr, or
+	// https://Addr with TLS, only.
 	Origins []string
 	// Secret verifies (and in demo mode signs) HS256 tokens. Empty means
 	// demo mode: a random secret and printed demo tokens.
@@ -100,7 +105,7 @@ func newServer(cfg config) (*server, error) {
 	s.tokens = tokenIssuer{secret: secret, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cmp.Or(cfg.TokenTTL, 12*time.Hour)}
 	allowed := cfg.Origins
 	if len(allowed) == 0 {
-		o, err := defaultOrigin(cfg.Addr)
+		o, err := defaultOrigin(cfg.Addr, cfg.TLS)
 		if err != nil {
 			return nil, err
 		}
@@ -299,6 +304,8 @@ func (rb *redisBackend) register(reg prometheus.Registerer) error {
 		{"delivered_total", "Messages received from Redis and handed to the hub.", broker(func(s wsredis.Stats) uint64 { return s.Delivered })},
 		{"dropped_total", "Messages lost because the delivery buffer was full.", broker(func(s wsredis.Stats) uint64 { return s.Dropped })},
 		{"rejected_total", "Messages dropped for a bad HMAC tag.", broker(func(s wsredis.Stats) uint64 { return s.Rejected })},
+		{"replayed_total", "Signed messages dropped because they were delivered before.", broker(func(s wsredis.Stats) uint64 { return s.Replayed })},
+		{"stale_total", "Signed messages dropped because their time was outside the replay window.", broker(func(s wsredis.Stats) uint64 { return s.Stale })},
 		{"resubscribes_total", "Pub/sub connections re-established after a loss.", broker(func(s wsredis.Stats) uint64 { return s.Resubscribes })},
 		{"limiter_refused_total", "Connections refused for the cluster-wide per-user limit.", limiter(func(s wsredis.LimiterStats) uint64 { return s.Refused })},
 		{"limiter_unavailable_total", "Admissions that met a Redis error.", limiter(func(s wsredis.LimiterStats) uint64 { return s.Unavailable })},
@@ -344,13 +351,16 @@ func relayKey(secret []byte) []byte {
 
 // defaultOrigin is the origin of a page served at addr. A wildcard listen
 // address has no single origin, so it needs -origins.
-func defaultOrigin(addr string) (string, error) {
+func defaultOrigin(addr string, https bool) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("notifications: address %q: %w", addr, err)
 	}
 	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 		return "", fmt.Errorf("notifications: address %q listens on every interface; list the page origins with -origins", addr)
+	}
+	if https {
+		return "https://" + net.JoinHostPort(host, port), nil
 	}
 	return "http://" + net.JoinHostPort(host, port), nil
 }

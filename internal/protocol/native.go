@@ -1,8 +1,6 @@
 package protocol
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -32,18 +30,6 @@ var _ Codec = Native{}
 // Subprotocol implements Codec.
 func (Native) Subprotocol() string { return NativeSubprotocol }
 
-type envelope struct {
-	Type  string          `json:"type"`
-	ID    json.RawMessage `json:"id"`
-	Event string          `json:"event"`
-	Room  string          `json:"room"`
-	Data  json.RawMessage `json:"data"`
-}
-
-type authData struct {
-	Token string `json:"token"`
-}
-
 // Decode implements Codec: wsgate.v1 carries text frames only.
 func (n Native) Decode(op wire.Opcode, p []byte) (Inbound, error) {
 	if op != wire.OpText {
@@ -52,65 +38,59 @@ func (n Native) Decode(op wire.Opcode, p []byte) (Inbound, error) {
 	return n.DecodeText(p)
 }
 
-// DecodeText decodes one envelope. Unknown fields, trailing data, non-object
-// frames, ids that are not integers in [0, MaxID] and names with characters
-// outside the allowed sets are all refused.
+// DecodeText decodes one envelope. The envelope is one JSON object whose keys are
+// spelled exactly ("Type" is not "type") and appear at most once; unknown
+// keys, trailing data, non-object frames, ids that are not integers in
+// [0, MaxID] and names with characters outside the allowed sets are all
+// refused. data is kept raw, after checking that it is valid JSON.
 func (Native) DecodeText(frame []byte) (Inbound, error) {
 	var in Inbound
-	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
-		return in, invalid("malformed envelope")
+	var env rawEnvelope
+	if err := scanEnvelope(frame, &env); err != nil {
+		return in, err
 	}
-	if dec.More() {
-		return in, invalid("trailing data after envelope")
-	}
-	if env.ID != nil {
-		id, err := strconv.ParseUint(string(env.ID), 10, 64)
-		if err != nil || id > MaxID {
+	if env.id != nil {
+		id, ok := parseID(env.id)
+		if !ok {
 			return in, invalid("id must be an integer between 0 and 2^53-1")
 		}
 		in.ID, in.HasID = id, true
 	}
-	if isNull(env.Data) {
-		env.Data = nil
+	if !isNull(env.data) {
+		in.Data = env.data
 	}
-	in.Data = env.Data
-	switch env.Type {
+	switch string(env.typ) {
 	case "event":
 		in.Kind = KindEvent
-		if !validName(env.Event, MaxEventLen) {
+		if !validName(env.event, MaxEventLen) {
 			return in, invalid("event must be 1-64 characters of [A-Za-z0-9:._-]")
 		}
-		if env.Room != "" {
+		if env.room != "" {
 			return in, invalid("room is not allowed on event messages")
 		}
-		in.Event = env.Event
+		in.Event = env.event
 	case "join", "leave":
 		in.Kind = KindJoin
-		if env.Type == "leave" {
+		if string(env.typ) == "leave" {
 			in.Kind = KindLeave
 		}
-		if env.Room == "" || len(env.Room) > MaxRoomLen || !utf8.ValidString(env.Room) {
+		if env.room == "" || len(env.room) > MaxRoomLen || !utf8.ValidString(env.room) {
 			return in, invalid("room must be 1-128 bytes")
 		}
-		if env.Event != "" || env.Data != nil {
+		if env.event != "" || in.Data != nil {
 			return in, invalid("join and leave carry only a room")
 		}
-		in.Room = env.Room
+		in.Room = env.room
 	case "auth":
 		in.Kind = KindAuth
-		var a authData
-		d := json.NewDecoder(bytes.NewReader(env.Data))
-		d.DisallowUnknownFields()
-		if env.Data == nil || d.Decode(&a) != nil || a.Token == "" {
+		token, ok := scanAuthData(in.Data)
+		if !ok || token == "" {
 			return in, invalid("auth needs data.token")
 		}
-		if len(a.Token) > MaxTokenLen {
+		if len(token) > MaxTokenLen {
 			return in, invalid("token too long")
 		}
-		in.Token = a.Token
+		in.Token = token
 	case "":
 		return in, invalid("type is required")
 	default:
@@ -119,8 +99,25 @@ func (Native) DecodeText(frame []byte) (Inbound, error) {
 	return in, nil
 }
 
+// parseID reads a JSON number that must be an integer in [0, MaxID]: the
+// scanner has checked the grammar, so digits only means no sign, fraction
+// or exponent, and no leading zero.
+func parseID(raw []byte) (uint64, bool) {
+	if len(raw) == 0 || len(raw) > 16 {
+		return 0, false
+	}
+	var id uint64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id, id <= MaxID
+}
+
 func isNull(raw []byte) bool {
-	return raw == nil || string(bytes.TrimSpace(raw)) == "null"
+	return raw == nil || string(raw) == "null"
 }
 
 // validName reports whether s is 1..max bytes of [A-Za-z0-9:._-].

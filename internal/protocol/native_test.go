@@ -1,8 +1,10 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -40,6 +42,54 @@ func TestDecode(t *testing.T) {
 		{"auth_without_token_is_refused", `{"type":"auth","data":{}}`, Inbound{}, true},
 		{"auth_with_extra_field_is_refused", `{"type":"auth","data":{"token":"a","x":1}}`, Inbound{}, true},
 		{"id_survives_a_refusal", `{"type":"event","id":5,"event":"a b"}`, Inbound{ID: 5, HasID: true}, true},
+
+		// Strict envelope: exact keys, each at most once, one object.
+		{"key_in_another_case_is_refused", `{"Type":"event","event":"x"}`, Inbound{}, true},
+		{"upper_case_event_key_is_refused", `{"type":"event","EVENT":"x"}`, Inbound{}, true},
+		{"mixed_case_room_key_is_refused", `{"type":"join","rOOm":"r"}`, Inbound{}, true},
+		{"escaped_key_is_refused", `{"\u0074ype":"event","event":"x"}`, Inbound{}, true},
+		{"duplicate_type_is_refused", `{"type":"event","type":"join","event":"x"}`, Inbound{}, true},
+		{"duplicate_event_is_refused", `{"type":"event","event":"x","event":"y"}`, Inbound{}, true},
+		{"duplicate_room_is_refused", `{"type":"join","room":"a","room":"b"}`, Inbound{}, true},
+		{"duplicate_id_is_refused", `{"type":"event","id":1,"event":"x","id":2}`, Inbound{}, true},
+		{"duplicate_data_is_refused", `{"type":"event","event":"x","data":1,"data":2}`, Inbound{}, true},
+		{"duplicate_null_is_still_a_duplicate", `{"type":"event","event":"x","room":null,"room":"r"}`, Inbound{}, true},
+		{"trailing_garbage_is_refused", `{"type":"event","event":"x"}x`, Inbound{}, true},
+		{"second_object_is_refused", `{"type":"event","event":"x"}{"type":"event","event":"y"}`, Inbound{}, true},
+		{"surrounding_whitespace_is_accepted", " \n\t{\"type\":\"event\",\"event\":\"x\"} \r\n", Inbound{Kind: KindEvent, Event: "x"}, false},
+		{"whitespace_around_data_is_not_kept", `{"type":"event","event":"x","data" : { "a" : [1, 2] } }`, Inbound{Kind: KindEvent, Event: "x", Data: []byte(`{ "a" : [1, 2] }`)}, false},
+		{"empty_object_is_refused", `{}`, Inbound{}, true},
+		{"unterminated_object_is_refused", `{"type":"event","event":"x"`, Inbound{}, true},
+		{"trailing_comma_is_refused", `{"type":"event","event":"x",}`, Inbound{}, true},
+		{"missing_colon_is_refused", `{"type" "event"}`, Inbound{}, true},
+		{"single_quotes_are_refused", `{'type':'event','event':'x'}`, Inbound{}, true},
+		{"raw_control_character_in_a_string_is_refused", "{\"type\":\"event\",\"event\":\"x\ty\"}", Inbound{}, true},
+		{"invalid_escape_is_refused", `{"type":"event","event":"\x41"}`, Inbound{}, true},
+		{"escaped_event_name_is_checked_once_decoded", `{"type":"event","event":"a\u002db\/c"}`, Inbound{}, true},
+		{"escaped_valid_event_name_is_accepted", `{"type":"event","event":"a\u002Db"}`, Inbound{Kind: KindEvent, Event: "a-b"}, false},
+		{"escaped_type_is_decoded", `{"type":"\u0065vent","event":"x"}`, Inbound{Kind: KindEvent, Event: "x"}, false},
+		{"escaped_room_is_decoded", `{"type":"join","room":"caf\u00e9"}`, Inbound{Kind: KindJoin, Room: "café"}, false},
+		{"surrogate_pair_is_decoded", `{"type":"join","room":"\ud83d\ude00"}`, Inbound{Kind: KindJoin, Room: "\U0001F600"}, false},
+		{"lone_surrogate_becomes_replacement", `{"type":"join","room":"\ud83dx"}`, Inbound{Kind: KindJoin, Room: "\uFFFDx"}, false},
+		{"null_type_is_refused", `{"type":null,"event":"x"}`, Inbound{}, true},
+		{"numeric_type_is_refused", `{"type":1,"event":"x"}`, Inbound{}, true},
+		{"null_id_is_refused", `{"type":"event","id":null,"event":"x"}`, Inbound{}, true},
+		{"id_with_leading_zero_is_refused", `{"type":"event","id":01,"event":"x"}`, Inbound{}, true},
+		{"id_with_exponent_is_refused", `{"type":"event","id":1e3,"event":"x"}`, Inbound{}, true},
+		{"negative_zero_id_is_refused", `{"type":"event","id":-0,"event":"x"}`, Inbound{}, true},
+		{"largest_id_is_accepted", `{"type":"event","id":9007199254740991,"event":"x"}`, Inbound{Kind: KindEvent, ID: MaxID, HasID: true, Event: "x"}, false},
+		{"invalid_data_is_refused", `{"type":"event","event":"x","data":{"a":}}`, Inbound{}, true},
+		{"data_with_a_bad_number_is_refused", `{"type":"event","event":"x","data":[1.]}`, Inbound{}, true},
+		{"data_with_a_bare_word_is_refused", `{"type":"event","event":"x","data":nul}`, Inbound{}, true},
+		{"data_keys_are_the_handler_s_business", `{"type":"event","event":"x","data":{"A":1,"A":2}}`, Inbound{Kind: KindEvent, Event: "x", Data: []byte(`{"A":1,"A":2}`)}, false},
+		{"data_nested_to_the_limit_is_accepted", `{"type":"event","event":"x","data":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+			Inbound{Kind: KindEvent, Event: "x", Data: []byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))}, false},
+		{"data_nested_beyond_the_limit_is_refused", `{"type":"event","event":"x","data":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, Inbound{}, true},
+		{"auth_token_key_in_another_case_is_refused", `{"type":"auth","data":{"Token":"a"}}`, Inbound{}, true},
+		{"auth_duplicate_token_is_refused", `{"type":"auth","data":{"token":"a","token":"b"}}`, Inbound{}, true},
+		{"auth_token_of_the_wrong_type_is_refused", `{"type":"auth","data":{"token":7}}`, Inbound{}, true},
+		{"auth_data_that_is_not_an_object_is_refused", `{"type":"auth","data":"a.b.c"}`, Inbound{}, true},
+		{"auth_with_spaces_in_data", `{"type":"auth","data": { "token" : "a.b" } }`, Inbound{Kind: KindAuth, Token: "a.b", Data: []byte(`{ "token" : "a.b" }`)}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +152,8 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"auth","data":{"token":"a.b.c"}}`,
 		`{"type":"leave","id":0,"room":"r"}`,
 		`[]`, `null`, `{"type":"event","event":"x"} x`, "\xff",
+		`{"Type":"event","event":"x"}`, `{"type":"event","event":"x","event":"y"}`,
+		`{"type":"join","room":"\ud83d\ude00"}`, `{"type":"event","event":"a\u002Db","data":[1e5,-0.5,"\n",true,null]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -113,6 +165,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
+		sameAsEncodingJSON(t, frame, in)
 		if in.HasID && in.ID > MaxID {
 			t.Fatalf("id %d beyond 2^53-1", in.ID)
 		}
@@ -136,6 +189,57 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted invalid data %q", in.Data)
 		}
 	})
+}
+
+// sameAsEncodingJSON checks an accepted frame against encoding/json: it is
+// valid JSON, an object whose keys are envelope keys spelled exactly, each
+// once, and the values read the same.
+func sameAsEncodingJSON(t *testing.T, frame []byte, in Inbound) {
+	t.Helper()
+	if !json.Valid(frame) {
+		t.Fatalf("accepted invalid JSON %q", frame)
+	}
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	tok, err := dec.Token()
+	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
+		t.Fatalf("accepted %q, which is not an object", frame)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			t.Fatalf("key of %q: %v", frame, err)
+		}
+		if seen[key] || !slices.Contains([]string{"type", "id", "event", "room", "data"}, key) {
+			t.Fatalf("accepted %q with key %q (duplicate: %v)", frame, key, seen[key])
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		var str string
+		switch key {
+		case "type":
+			if err := json.Unmarshal(v, &str); err != nil || str != in.Kind.String() {
+				t.Fatalf("type of %q: accepted as %s, encoding/json reads %q (%v)", frame, in.Kind, str, err)
+			}
+		case "event", "room":
+			if string(v) != "null" {
+				if err := json.Unmarshal(v, &str); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := map[string]string{"event": in.Event, "room": in.Room}[key]; got != str {
+				t.Fatalf("%s of %q = %q, encoding/json reads %q", key, frame, got, str)
+			}
+		case "data":
+			if in.Data != nil && !bytes.Equal(bytes.TrimSpace(v), in.Data) {
+				t.Fatalf("data of %q = %q, encoding/json reads %q", frame, in.Data, v)
+			}
+		}
+	}
 }
 
 func BenchmarkDecode(b *testing.B) {

@@ -3,6 +3,7 @@ package redistest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServer(t *testing.T) {
@@ -73,5 +74,39 @@ func TestStartCluster(t *testing.T) {
 		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_assigned:16384") {
 			t.Fatalf("%s: %v %q", s.Addr(), err, info)
 		}
+	}
+}
+
+func TestStartClusterWithReplicas(t *testing.T) {
+	c := StartClusterWith(t, ClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
+	if len(c.Servers()) != 6 {
+		t.Fatalf("%d servers, want 6", len(c.Servers()))
+	}
+	masters := c.Masters()
+	if len(masters) != 3 {
+		t.Fatalf("%d masters, want 3", len(masters))
+	}
+	for _, m := range masters {
+		if c.ReplicaOf(m) == nil {
+			t.Fatalf("master %s has no replica", m.Addr())
+		}
+	}
+	// Killing a master by PID promotes its replica.
+	victim := masters[0]
+	replica := c.ReplicaOf(victim)
+	victim.Kill()
+	deadline := time.Now().Add(clusterTimeout)
+	for {
+		role, err := Role(replica)
+		if err == nil && role == "master" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s still %q (%v) %s after its master was killed", replica.Addr(), role, err, clusterTimeout)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval; the deadline bounds it
+	}
+	if n := len(c.Masters()); n != 3 {
+		t.Fatalf("%d masters after the failover, want 3", n)
 	}
 }
