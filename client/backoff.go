@@ -67,8 +67,8 @@ func judge(err error) verdict {
 		return verdict{stop: true}
 	}
 	switch closeCode(err) {
-	case protocol.CloseUnsupportedData, protocol.CloseInvalidPayload, protocol.CloseMessageTooBig:
-		// 1003, 1007, 1009: this client sent something the server refuses;
+	case protocol.CloseProtocolError, protocol.CloseUnsupportedData, protocol.CloseInvalidPayload, protocol.CloseMessageTooBig:
+		// 1002, 1003, 1007, 1009: this client sent something the server refuses;
 		// it would send it again.
 		return verdict{stop: true}
 	case protocol.ClosePolicyViolation:

@@ -43,7 +43,7 @@
 //	4002 idle                              when needed: on the next Emit, Call, Join, Leave or Refresh
 //	4001 before the welcome, HTTP 401      only if Token returns a different token; stop if that is refused too
 //	4001 on an established connection      no: the server logged the user out (ErrLoggedOut, with the bye's reason)
-//	1003, 1007, 1009 (client bugs)         no
+//	1002, 1003, 1007, 1009 (client bugs)   no
 //	HTTP 403 origin, 400 no subprotocol    no
 //	HTTP 429, 503                          yes, after Retry-After plus backoff
 //	Token error, dial error, other status  yes, backoff

@@ -18,6 +18,10 @@ const (
 	// CloseGoingAway: the peer is going away (a page closed). Reconnect with
 	// backoff.
 	CloseGoingAway CloseCode = 1001
+	// CloseProtocolError: the client sent a frame RFC 6455 forbids
+	// (unmasked, reserved bits, a malformed close frame...). Do not
+	// reconnect: it is a client bug.
+	CloseProtocolError CloseCode = 1002
 	// CloseUnsupportedData: the client sent a binary frame. Do not
 	// reconnect: it is a client bug.
 	CloseUnsupportedData CloseCode = 1003
@@ -28,7 +32,8 @@ const (
 	// CloseInvalidPayload: a text frame was not valid UTF-8. Do not
 	// reconnect: it is a client bug.
 	CloseInvalidPayload CloseCode = 1007
-	// ClosePolicyViolation: rate-limit abuse or a ping flood. Reconnect
+	// ClosePolicyViolation: rate-limit abuse, a flood of control frames or
+	// fragments. Reconnect
 	// after at least 10 seconds plus backoff.
 	ClosePolicyViolation CloseCode = 1008
 	// CloseMessageTooBig: a message exceeded the server's size limit, after
@@ -68,6 +73,7 @@ const (
 var closeNames = map[CloseCode]string{
 	CloseNormal:          "normal",
 	CloseGoingAway:       "going away",
+	CloseProtocolError:   "protocol error",
 	CloseUnsupportedData: "unsupported data",
 	CloseAbnormal:        "abnormal closure",
 	CloseInvalidPayload:  "invalid payload",

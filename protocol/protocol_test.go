@@ -43,7 +43,7 @@ func TestConstantsMatchTheProtocolDocument(t *testing.T) {
 	}
 
 	closeCodes := []protocol.CloseCode{
-		protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseUnsupportedData, protocol.CloseAbnormal,
+		protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseProtocolError, protocol.CloseUnsupportedData, protocol.CloseAbnormal,
 		protocol.CloseInvalidPayload, protocol.ClosePolicyViolation, protocol.CloseMessageTooBig,
 		protocol.CloseInternalError, protocol.CloseServiceRestart, protocol.CloseTryAgainLater,
 		protocol.CloseUnauthorized, protocol.CloseIdle, protocol.CloseTokenExpired,

@@ -188,6 +188,7 @@ export const CONNECTION_LIMIT_WAIT_MS = 30_000;
  */
 export function reconnectPolicy(code) {
   switch (code) {
+    case CloseCode.PROTOCOL_ERROR: // 1002: a frame RFC 6455 forbids
     case CloseCode.UNSUPPORTED_DATA: // 1003: a binary frame
     case CloseCode.INVALID_PAYLOAD: // 1007: invalid UTF-8
     case CloseCode.MESSAGE_TOO_BIG: // 1009: over the size limit
