@@ -173,8 +173,8 @@ func (r *floodReport) loadSummary() string {
 		}
 		hi = max(hi, v)
 	}
-	return fmt.Sprintf("1-minute load average %s at the start, %.2f–%.2f over the phases (%d readings), %s at the end.",
-		r.machine.loadStart, lo, hi, len(r.loads.one), loadAvg())
+	return fmt.Sprintf("Load average (1, 5, 15 min) %s at the start and %s at the end; 1-minute %.2f–%.2f at the start of the phases (%d readings).",
+		r.machine.loadStart, loadAvg(), lo, hi, len(r.loads.one))
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
