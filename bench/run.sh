@@ -8,6 +8,7 @@
 #   bench/run.sh -conns 10000     # the full-size run BENCHMARKS.md reports
 #   bench/run.sh -conns 10000 -passes 3 -profile wsgate,naive   # + pprof (idle heap, fan-out CPU)
 #   bench/run.sh -contenders naive,wsgate -conns 2000
+#   bench/run.sh -floods          # the flood measurement instead: results/floods.md
 #
 # Any flag is passed to the load generator (go run ./cmd/loadgen -h lists them).
 set -euo pipefail

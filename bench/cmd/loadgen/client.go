@@ -224,26 +224,7 @@ func (c *client) write(op byte, payload []byte) error {
 	if c.gone.Load() {
 		return net.ErrClosed
 	}
-	b := append(c.wbuf[:0], 0x80|op)
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	mask := rand.Uint32()
-	b = binary.BigEndian.AppendUint32(b, mask)
-	var m [4]byte
-	binary.BigEndian.PutUint32(m[:], mask)
-	start := len(b)
-	b = append(b, payload...)
-	for i := range b[start:] {
-		b[start+i] ^= m[i&3]
-	}
+	b := appendFrame(c.wbuf[:0], true, op, payload, rand.Uint32())
 	c.wbuf = b
 	// The socket is non-blocking; the generator's frames are small, so a
 	// full send buffer is rare and worth a short wait, not a poller.
@@ -263,6 +244,34 @@ func (c *client) write(op byte, payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// appendFrame appends one client frame, masked with mask, to b.
+func appendFrame(b []byte, fin bool, op byte, payload []byte, mask uint32) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b = append(b, b0)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = binary.BigEndian.AppendUint32(b, mask)
+	var m [4]byte
+	binary.BigEndian.PutUint32(m[:], mask)
+	start := len(b)
+	b = append(b, payload...)
+	for i := range b[start:] {
+		b[start+i] ^= m[i&3]
+	}
+	return b
 }
 
 // close ends the connection once; safe from any goroutine.

@@ -4,9 +4,12 @@
 // stops the server by its PID, and finally prints one Markdown report with
 // every figure as a ratio to the bare and naive servers of the same run.
 //
+// With -floods it runs the flood measurement instead (floodrun.go).
+//
 // Usage (bench/run.sh builds the binaries and passes these):
 //
 //	loadgen -server ./server -conns 10000 -out results/latest.md
+//	loadgen -server ./server -floods        # report in results/floods.md
 package main
 
 import (
@@ -91,7 +94,12 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "write the Markdown report here too (default <results>/latest.md)")
 	flag.StringVar(&cfg.command, "command", "", "the command line to print in the report (run.sh sets it)")
 	flag.StringVar(&cfg.revision, "revision", "", "the wsgate revision measured, for the report (run.sh sets it)")
+	var fc floodConfig
+	registerFloodFlags(&fc)
 	flag.Parse()
+	if fc.enabled {
+		floodDefaults(&contenders, &cfg.out, cfg.outDir)
+	}
 	cfg.contenders = strings.Split(contenders, ",")
 	cfg.profile = map[string]bool{}
 	for _, p := range strings.Split(profile, ",") {
@@ -129,6 +137,10 @@ func main() {
 		os.Exit(130)
 	}()
 
+	if fc.enabled {
+		runFloods(cfg, fc)
+		return
+	}
 	g := &gen{cfg: cfg, tokens: mintTokens(cfg.conns)}
 	rep := report{cfg: cfg, machine: machineInfo(), started: time.Now()}
 	for _, name := range cfg.contenders {
@@ -163,6 +175,19 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("report written to %s", cfg.out)
+}
+
+// floodDefaults gives the flood measurement its own contenders and report
+// file unless the command line chose them.
+func floodDefaults(contenders, out *string, outDir string) {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["contenders"] {
+		*contenders = "wsgate,naive,bare"
+	}
+	if !set["out"] {
+		*out = filepath.Join(outDir, "floods.md")
+	}
 }
 
 func lookupSpec(name string) (spec, bool) {

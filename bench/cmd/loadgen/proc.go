@@ -129,6 +129,7 @@ type serverStats struct {
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
 	CPUNanos   int64  `json:"cpu_ns"`
+	TotalAlloc uint64 `json:"total_alloc"`
 }
 
 func (a serverStats) add(b serverStats) serverStats {
@@ -141,6 +142,7 @@ func (a serverStats) add(b serverStats) serverStats {
 	a.Sys += b.Sys
 	a.Goroutines += b.Goroutines
 	a.CPUNanos += b.CPUNanos
+	a.TotalAlloc += b.TotalAlloc
 	return a
 }
 

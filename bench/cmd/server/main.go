@@ -3,7 +3,7 @@
 // one room, broadcast on command, answer an echo request) plus a control
 // API for the load generator:
 //
-//	GET /bench/stats[?gc=1]        RSS, heap, stacks, goroutines, CPU, connections (JSON)
+//	GET /bench/stats[?gc=1]        RSS, heap, stacks, goroutines, CPU, bytes allocated, connections (JSON)
 //	GET /bench/broadcast?seq=&ts=&pad=  one broadcast of {"bts":ts,"seq":seq,"pad":"..."} to the room
 //	/debug/pprof/                  net/http/pprof
 //
@@ -107,6 +107,9 @@ type Stats struct {
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
 	CPUNanos   int64  `json:"cpu_ns"` // user + system CPU time of the process
+	// TotalAlloc is the bytes allocated since the start, freed or not: the
+	// garbage a flood makes shows here even when the live heap stays flat.
+	TotalAlloc uint64 `json:"total_alloc"`
 }
 
 func statsHandler(c contender) http.HandlerFunc {
@@ -126,6 +129,7 @@ func statsHandler(c contender) http.HandlerFunc {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s.HeapInuse, s.HeapAlloc, s.StackInuse, s.Sys = ms.HeapInuse, ms.HeapAlloc, ms.StackInuse, ms.Sys
+		s.TotalAlloc = ms.TotalAlloc
 		s.Goroutines = runtime.NumGoroutine()
 		s.Conns = c.Conns()
 		s.CPUNanos = cpuNanos()
