@@ -71,6 +71,7 @@ type conn struct {
 	msgLimit *rate.Limiter // created on the first message
 	ctlLimit *rate.Limiter // pings and pongs; created on the first one
 	abuse    abuseWindow   // rate-limited messages
+	drainTo  int64         // after an abuse close: stop reading past this input offset
 	ctlAbuse abuseWindow   // control frames over their rate
 	seq      uint64
 }

@@ -15,10 +15,16 @@ import (
 // closeTimeout bounds the wait for the peer's close frame once ours is out.
 const closeTimeout = 5 * time.Second
 
-// abuseTimeout bounds how long a connection closed for abuse is still read
-// (and its frames discarded) while its close frame goes out: a flood keeps
-// a core busy for at most this long after it is detected.
-const abuseTimeout = time.Second
+// A connection closed for abuse, or after a frame that cannot be parsed
+// past, is still read for a little while, its input discarded, so that its
+// close frame is not lost to a reset (closing a socket with unread input
+// resets the connection): at most abuseTimeout, and at most abuseDrain bytes,
+// so that a flood that goes on regardless costs a few milliseconds of a core
+// after it is detected, not a second.
+const (
+	abuseTimeout = time.Second
+	abuseDrain   = 64 << 10
+)
 
 // readLoop reads and handles messages until the connection fails or closes.
 //
@@ -66,6 +72,9 @@ func (c *conn) next() (wire.Opcode, []byte, bool) {
 		if err != nil {
 			c.readFailed(err)
 			return 0, nil, false
+		}
+		if c.drainTo != 0 && c.in.Total() > c.drainTo {
+			return 0, nil, false // closed for abuse, and still flooding
 		}
 		if !c.onFrame(op, p) {
 			return op, p, true
@@ -144,10 +153,12 @@ func violationReason(code wire.StatusCode) string {
 func (c *conn) discardInput() {
 	c.readBy(time.Now().Add(abuseTimeout))
 	var buf [512]byte
-	for {
-		if _, err := c.nc.Read(buf[:]); err != nil {
+	for left := abuseDrain; left > 0; {
+		n, err := c.nc.Read(buf[:])
+		if err != nil {
 			return
 		}
+		left -= n
 	}
 }
 
@@ -194,6 +205,7 @@ func (c *conn) allowControl() bool {
 // on the peer after abuseTimeout.
 func (c *conn) closeAbuse(reason string) {
 	c.readBy(time.Now().Add(abuseTimeout))
+	c.drainTo = c.in.Total() + abuseDrain
 	c.startClose(wire.StatusPolicyViolation, reason, nil, true)
 }
 

@@ -43,6 +43,7 @@ type Reader struct {
 
 	buf   []byte // buf[r:w] is input not yet consumed; small[:] while idle
 	r, w  int
+	total int64 // bytes read from src
 	small [smallBuffer]byte
 
 	// The message being assembled from fragments, or inflated.
@@ -89,11 +90,15 @@ func (rd *Reader) Wait() error {
 	rd.r, rd.w = 0, 0
 	n, err := rd.src.Read(rd.buf)
 	rd.w = n
+	rd.total += int64(n)
 	if n > 0 {
 		return nil
 	}
 	return err
 }
+
+// Total returns how many bytes the Reader has read from its source.
+func (rd *Reader) Total() int64 { return rd.total }
 
 // header is a parsed frame header.
 type header struct {
@@ -290,6 +295,7 @@ func (rd *Reader) fill(n int) error {
 	for rd.w-rd.r < n {
 		m, err := rd.src.Read(rd.buf[rd.w:])
 		rd.w += m
+		rd.total += int64(m)
 		if err != nil {
 			if rd.w-rd.r >= n {
 				return nil
