@@ -222,7 +222,9 @@ export function nextId(prev) {
 }
 
 const EVENT_NAME = /^[A-Za-z0-9:._-]{1,64}$/;
-const ROOM_NAME = /^[a-z][a-z0-9_-]{0,31}(?::[A-Za-z0-9._~@+-]{1,96})?$/;
+const ROOM_KIND = /^[a-z][a-z0-9_-]{0,31}$/;
+const ROOM_ARG_BYTE = /^[A-Za-z0-9._~@+-]$/;
+const UPPER_HEX = /^[0-9A-F]{2}$/;
 
 /**
  * Whether `name` is a valid event name: 1–64 characters of A-Z a-z 0-9 : . _ -
@@ -235,12 +237,28 @@ export function validEventName(name) {
 
 /**
  * Whether `name` is a valid room name: `kind` or `kind:arg`, at most 128
- * characters (docs/PROTOCOL.md).
+ * characters (docs/PROTOCOL.md). An argument byte outside
+ * `A-Z a-z 0-9 . _ ~ @ + -` is written `%XX` (upper-case hexadecimal), and
+ * only such a byte: the server's spelling of user and tenant ids like
+ * `auth0|1` (`user:auth0%7C1`).
  * @param {unknown} name
  * @returns {boolean}
  */
 export function validRoomName(name) {
-  return typeof name === 'string' && name.length <= 128 && ROOM_NAME.test(name);
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) return false;
+  const colon = name.indexOf(':');
+  if (!ROOM_KIND.test(colon < 0 ? name : name.slice(0, colon))) return false;
+  if (colon < 0) return true;
+  const arg = name.slice(colon + 1);
+  if (arg === '') return false;
+  for (let i = 0; i < arg.length; i++) {
+    if (ROOM_ARG_BYTE.test(arg[i])) continue;
+    const hex = arg.slice(i + 1, i + 3);
+    if (arg[i] !== '%' || !UPPER_HEX.test(hex)) return false;
+    if (ROOM_ARG_BYTE.test(String.fromCharCode(parseInt(hex, 16)))) return false; // one spelling per name
+    i += 2;
+  }
+  return true;
 }
 
 /**

@@ -231,6 +231,12 @@ test('names and frames', () => {
   assert.ok(!validRoomName('Conversation:1'));
   assert.ok(!validRoomName('a:b:c'));
   assert.ok(!validRoomName(`k${'x'.repeat(31)}:${'y'.repeat(96)}`), 'over 128 characters');
+  assert.ok(validRoomName('user:auth0%7C507f1f77bcf86cd799439011'), 'an escaped id');
+  assert.ok(validRoomName('user:a%3Ab%2Fc%20d'), 'escaped colon, slash, space');
+  assert.ok(!validRoomName('user:auth0%7c1'), 'lower-case hex');
+  assert.ok(!validRoomName('user:%41'), 'a byte that stands for itself is not escaped');
+  assert.ok(!validRoomName('user:%7'), 'a short escape');
+  assert.ok(!validRoomName('user:a|b'), 'an unescaped byte');
   assert.equal(encodeFrame({ type: 'event', event: 'e', data: '{"a":1}' }, 7), '{"type":"event","id":7,"event":"e","data":{"a":1}}');
   assert.equal(encodeFrame({ type: 'join', room: 'r' }), '{"type":"join","room":"r"}');
   assert.equal(resolveURL('http://h:1/ws#x'), 'ws://h:1/ws');
