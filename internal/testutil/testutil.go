@@ -1,6 +1,7 @@
 // Package testutil holds what the project's tests share: polling a
-// condition under a deadline, and a log buffer that concurrent writers can
-// share. Only tests import it.
+// condition under a deadline, a log buffer that concurrent writers can
+// share, and a self-signed certificate for TLS on loopback. Only tests
+// import it.
 package testutil
 
 import (
