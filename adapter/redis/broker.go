@@ -62,16 +62,9 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := rueidis.NewClient(o.clientOption(o.Addrs, !o.Cluster))
+	client, err := o.connect()
 	if err != nil {
-		if client != nil {
-			client.Close()
-		}
-		return nil, fmt.Errorf("redis: connect %v: %w", o.Addrs, err)
-	}
-	if o.Cluster && client.Mode() != rueidis.ClientModeCluster {
-		client.Close()
-		return nil, fmt.Errorf("redis: %v is not a Redis Cluster", o.Addrs)
+		return nil, err
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -94,7 +87,7 @@ func New(opts Options) (*Broker, error) {
 		masters, owner, err := fetchSlots(ctx, client, o.Addrs[0])
 		cancel()
 		if err != nil {
-			client.Close()
+			o.release(client)
 			return nil, err
 		}
 		b.route = b.newRouting(masters, owner, nil)
@@ -377,8 +370,34 @@ func (b *Broker) Close() error {
 		<-s.done
 	}
 	b.wg.Wait()
-	b.client.Close()
+	b.opts.release(b.client)
 	return nil
+}
+
+// connect returns Options.Client, or a client of the broker's own.
+func (o Options) connect() (rueidis.Client, error) {
+	if o.Client != nil {
+		return o.Client, nil
+	}
+	client, err := rueidis.NewClient(o.clientOption(o.Addrs, !o.Cluster))
+	if err != nil {
+		if client != nil {
+			client.Close()
+		}
+		return nil, fmt.Errorf("redis: connect %v: %w", o.Addrs, err)
+	}
+	if o.Cluster && client.Mode() != rueidis.ClientModeCluster {
+		client.Close()
+		return nil, fmt.Errorf("redis: %v is not a Redis Cluster", o.Addrs)
+	}
+	return client, nil
+}
+
+// release closes client unless the caller passed it in.
+func (o Options) release(client rueidis.Client) {
+	if o.Client == nil {
+		client.Close()
+	}
 }
 
 // open checks a received message and returns its position and payload, a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,14 @@ const MinHMACKeyLen = 16
 // Options configures New. The zero value of every field but Addrs is valid
 // and documented with its default.
 type Options struct {
+	// Client is a rueidis client to share with the Limiter, Presence and
+	// Throttle (and the service's own Redis use): the broker publishes and
+	// runs its scripts through it, and takes its pub/sub connections from
+	// it (Client.Dedicate, per node). The caller keeps it: Close does not
+	// close it. Set either Client or Addrs and its companions (Cluster,
+	// Username, Password, ClientOption), not both; with Client, Cluster
+	// follows the client's mode.
+	Client rueidis.Client
 	// Addrs are Redis addresses (host:port). One address means a single
 	// Redis; several addresses, or Cluster, mean a Redis Cluster, for which
 	// any reachable subset of nodes is enough to discover the rest.
@@ -141,6 +150,21 @@ var (
 
 // withDefaults validates o and fills in its defaults.
 func (o Options) withDefaults() (Options, error) {
+	if o.Client != nil {
+		if len(o.Addrs) > 0 || o.Cluster || o.Username != "" || o.Password != "" || o.ClientOption != nil {
+			return o, errors.New("redis: set Options.Client or Options.Addrs, not both")
+		}
+		// The addresses name the client's nodes, for logs and for the
+		// single node's pub/sub connection.
+		for addr := range o.Client.Nodes() {
+			o.Addrs = append(o.Addrs, addr)
+		}
+		slices.Sort(o.Addrs)
+		o.Cluster = o.Client.Mode() == rueidis.ClientModeCluster
+		if len(o.Addrs) == 0 {
+			return o, errors.New("redis: Options.Client knows no node")
+		}
+	}
 	if len(o.Addrs) == 0 {
 		return o, errors.New("redis: Options.Addrs is empty")
 	}
@@ -150,7 +174,7 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	o.Addrs = append([]string(nil), o.Addrs...)
-	o.Cluster = o.Cluster || len(o.Addrs) > 1
+	o.Cluster = o.Cluster || len(o.Addrs) > 1 && o.Client == nil
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
