@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -193,7 +194,28 @@ func (g *Gateway) clientIP(r *http.Request) string {
 }
 
 // ServeHTTP serves the WebSocket endpoint through the guards.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !wantsWebSocket(r) {
+		// A plain request (a browser opening the URL, a health checker)
+		// gets the hub's 426 that says a WebSocket is needed, rather than
+		// a refusal of its origin or a count against the throttle.
+		g.hub.ServeHTTP(w, r)
+		return
+	}
+	g.handler.ServeHTTP(w, r)
+}
+
+// wantsWebSocket reports whether r asks to upgrade to WebSocket.
+func wantsWebSocket(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Hub returns the hub, for hub.Handle, Use, Broadcast, ToUser, JoinUser
 // and the rest of its API.

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -187,6 +188,28 @@ func TestGateway(t *testing.T) {
 		}
 		if n := refusals(t, reg, "origin_rejected"); n != 1 {
 			t.Fatalf("origin_rejected counted %v times, want 1", n)
+		}
+	})
+
+	t.Run("a_plain_request_is_told_to_upgrade_whatever_its_origin", func(t *testing.T) {
+		s := serve(t, nil)
+		for _, origin := range []string{"", "https://evil.example.net"} {
+			req, err := http.NewRequest(http.MethodGet, s.srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			resp, err := s.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(string(body), "WebSocket upgrade is required") {
+				t.Fatalf("origin %q: status %d, body %s; want 426", origin, resp.StatusCode, body)
+			}
 		}
 	})
 
