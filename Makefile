@@ -81,7 +81,7 @@ chat:
 # suites' and the transcript player's pinned packages come from their
 # lockfiles).
 conformance:
-	GO='$(GO)' examples/socketio-conformance/conformance.sh engine.io-protocol socket.io-protocol
+	GO='$(GO)' NPM='$(NPM)' examples/socketio-conformance/conformance.sh engine.io-protocol socket.io-protocol differential
 
 # Unit tests of the browser client module (web/wsgate.js): node's built-in
 # test runner, no npm packages.
