@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/testutil"
+	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
 // Events reach the hub's typed handlers, with its validation; results and
@@ -147,6 +149,59 @@ func TestRoomsAndBroadcasts(t *testing.T) {
 	}
 	for _, c := range []*wsClient{alice, bob, carol} {
 		c.expect(`42["all"]`)
+	}
+}
+
+// A room holds Socket.IO and native clients alike: one broadcast reaches
+// both, encoded once for each protocol.
+func TestBroadcastReachesSocketIOAndNativeClients(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	var encoded atomic.Int64
+	ns := e.srv.spaces["/"]
+	ns.codec = countingCodec{codec: ns.codec.(codec), n: &encoded}
+	native := httptest.NewServer(e.main)
+	t.Cleanup(native.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	nc, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(native.URL, "http"), &websocket.DialOptions{
+		Subprotocols: []string{wsproto.Subprotocol, wsproto.BearerPrefix + "carol"},
+		HTTPHeader:   e.header(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.CloseNow()
+	readNative := func() string {
+		_, p, err := nc.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(p)
+	}
+	readNative() // welcome
+	if err := nc.Write(ctx, websocket.MessageText, []byte(`{"type":"join","id":1,"room":"topic:mixed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readNative(); got != `{"type":"ack","id":1}` {
+		t.Fatalf("native join: %s", got)
+	}
+	a, b := e.dial(e.header()), e.dial(e.header())
+	for c, tok := range map[*wsClient]string{a: "alice", b: "bob"} {
+		c.connect("/", `{"token":"`+tok+`"}`)
+		c.send(`421["join","topic:mixed"]`)
+		c.expect(`431[]`)
+	}
+	encoded.Store(0)
+	if err := e.main.Broadcast(ctx, "topic:mixed", "news", map[string]string{"title": "<b>go</b>"}); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(`42["news",{"title":"<b>go</b>"}]`)
+	b.expect(`42["news",{"title":"<b>go</b>"}]`)
+	if got := readNative(); got != `{"type":"event","event":"news","room":"topic:mixed","data":{"title":"\u003cb\u003ego\u003c/b\u003e"}}` {
+		t.Fatalf("native: %s", got)
+	}
+	if n := encoded.Load(); n != 1 {
+		t.Fatalf("encoded %d times for the Socket.IO recipients", n)
 	}
 }
 
