@@ -133,3 +133,21 @@ func ExampleMode_nestJS() {
 	fmt.Println(read())
 	// Output: 42["events",3]
 }
+
+// NewBinary turns the []byte in a value into attachments, which
+// socket.io-client hands to the page as ArrayBuffers (Buffers in Node).
+func ExampleNewBinary() {
+	type thumbnail struct {
+		Name  string `json:"name"`
+		Image []byte `json:"image"`
+	}
+	b, err := socketio.NewBinary(thumbnail{Name: "cat.png", Image: []byte{0x89, 'P', 'N', 'G'}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(b.JSON))
+	fmt.Printf("%q\n", b.Attachments)
+	// Output:
+	// {"name":"cat.png","image":{"_placeholder":true,"num":0}}
+	// ["\x89PNG"]
+}
