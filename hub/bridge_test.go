@@ -361,3 +361,59 @@ func TestBridgedAttachmentsAndInvalidMessages(t *testing.T) {
 		t.Fatalf("frames\n got %q\nwant %q", got, want)
 	}
 }
+
+// fullSink refuses every reply as a full queue would, and reports the
+// connection over as soon as the hub closes it, as a transport that has
+// nothing left to flush does.
+type fullSink struct {
+	recordingSink
+	conn bridge.Conn
+}
+
+func (s *fullSink) Send(class wire.Class, frames ...wire.Frame) wire.Result {
+	if class == wire.Reply {
+		return wire.Full
+	}
+	return s.recordingSink.Send(class, frames...)
+}
+
+func (s *fullSink) Close(code wire.StatusCode, reason string, now bool, final ...wire.Frame) bool {
+	if !s.recordingSink.Close(code, reason, now, final...) {
+		return false
+	}
+	// From another goroutine, as the Sink contract asks, but before Close
+	// returns: the transport is that quick.
+	done := make(chan struct{})
+	go func() { s.conn.Closed("transport_closed"); close(done) }()
+	<-done
+	return true
+}
+
+// A slow consumer is recorded as such even when its transport reports the
+// end before the hub's close call has returned.
+func TestBridgedSlowConsumerReason(t *testing.T) {
+	reasons := make(chan string, 1)
+	h := newPipeHub(t, func(o *Options) {
+		o.Authenticator = bridgeAuth{}
+		o.OnDisconnect = func(_ ConnInfo, reason string) { reasons <- reason }
+	})
+	Handle(h, "chatty", func(ctx Context, _ struct{}) (struct{}, error) {
+		return struct{}{}, ctx.Emit("more", 1)
+	})
+	r, _ := http.NewRequest(http.MethodGet, "http://example.test/socket.io/", nil)
+	s := &fullSink{}
+	bc, err := bridge.Connect(h, bridge.Credential{Token: "good", Request: r}, protocol.Native{}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.conn = bc
+	bc.Handle(protocol.Inbound{Kind: protocol.KindEvent, Event: "chatty"})
+	select {
+	case got := <-reasons:
+		if got != "slow_consumer" {
+			t.Fatalf("disconnect reason %q, want slow_consumer", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not disconnected")
+	}
+}

@@ -221,7 +221,7 @@ func TestSlowConsumerClosesTheSession(t *testing.T) {
 	}
 	testutil.Eventually(t, wait, "the connection released", func() bool { return e.main.Connections() == 0 })
 	if !strings.Contains(e.logs.String(), `"reason":"slow_consumer"`) {
-		t.Fatal("not closed as a slow consumer")
+		t.Fatalf("not closed as a slow consumer:\n%s", e.logs.String())
 	}
 	if st, _ := httpDo(t, http.MethodGet, p.url, p.hdr, ""); st != http.StatusBadRequest {
 		t.Fatalf("the session is still there: %d", st)
