@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -135,4 +136,26 @@ func TestConnectTimeout(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.ConnectTimeout = 100 * time.Millisecond }, nil)
 	e.dial(e.header()).closed() // within the read deadline
 	testutil.Eventually(t, wait, "the session gone", func() bool { return e.srv.Sessions() == 0 })
+}
+
+// A panic while a CONNECT is handled (in user code such as AuthToken)
+// ends that session, logged, and nothing else.
+func TestPanicInConnectEndsTheSessionOnly(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.AuthToken = func(payload json.RawMessage) string {
+			if strings.Contains(string(payload), "boom") {
+				panic("boom")
+			}
+			return tokenMember(payload)
+		}
+	}, nil)
+	c := e.dial(e.header())
+	c.send(`40{"token":"boom"}`)
+	if code := c.closed(); code != websocket.StatusInternalError {
+		t.Fatalf("closed with %v", code)
+	}
+	if !strings.Contains(e.logs.String(), "boom") {
+		t.Fatal("the panic is not logged")
+	}
+	e.dial(e.header()).connect("/", `{"token":"alice"}`)
 }

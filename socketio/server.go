@@ -136,11 +136,12 @@ func (srv *Server) open(es *engine.Session, r *http.Request) (engine.Receiver, e
 	s := &session{
 		srv:     srv,
 		eng:     es,
-		req:     keepRequest(r),
+		hs:      keepHandshake(r),
 		release: inflight.Detach(r.Context()),
 		dec:     sio.NewDecoder(srv.decLimits),
-		sockets: make(map[string]*socket, 1),
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.timer = time.AfterFunc(srv.opts.ConnectTimeout, s.connectTimedOut)
 	return s, nil
 }

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,16 +35,15 @@ import (
 type session struct {
 	srv     *Server
 	eng     *engine.Session
-	req     *http.Request // what the namespaces' hubs take from the handshake
-	release func()        // gives back the handshake's in-flight slots (guard.Limits)
-	dec     *sio.Decoder  // owned by Message
-	timer   *time.Timer   // ConnectTimeout, until a namespace is joined
+	hs      handshake    // what the namespaces' hubs take from the handshake
+	release func()       // gives back the handshake's in-flight slots (guard.Limits)
+	dec     *sio.Decoder // owned by Message
 
-	mu      sync.Mutex // guards the fields below
-	sockets map[string]*socket
-	joined  bool   // a namespace was joined: ConnectTimeout no longer applies
-	closed  bool   // Closed was called: no socket is added any more
-	failed  string // the reason of a close the session made, for the hubs' logs
+	mu      sync.Mutex  // guards the fields below
+	sockets []*socket   // the joined namespaces, a handful at most
+	timer   *time.Timer // ConnectTimeout; nil once a namespace is joined
+	closed  bool        // Closed was called: no socket is added any more
+	failed  string      // the reason of a close the session made, for the hubs' logs
 }
 
 var _ engine.Receiver = (*session)(nil)
@@ -55,31 +57,87 @@ var keptHeaders = [...]string{
 	"Traceparent", "Tracestate", "Baggage",
 }
 
-// keepRequest copies what the hubs read of the handshake request, so that
-// the session does not hold the request, its body or its connection state.
-// Its context keeps the request's values without its cancellation.
-func keepRequest(r *http.Request) *http.Request {
-	k := &http.Request{
-		Method:     r.Method,
-		URL:        &url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery},
-		Proto:      r.Proto,
-		ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor,
-		Header:     make(http.Header, 4),
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr,
+// handshake is what a session keeps of the request that opened it, for
+// the hubs its CONNECTs reach: the request's values without its
+// cancellation, and no body or connection state.
+type handshake struct {
+	ctx        context.Context
+	method     string
+	path       string
+	rawQuery   string
+	host       string
+	remoteAddr string
+	header     http.Header
+}
+
+func keepHandshake(r *http.Request) handshake {
+	h := handshake{
+		ctx: context.WithoutCancel(r.Context()), method: r.Method,
+		path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host, remoteAddr: r.RemoteAddr,
 	}
 	for _, name := range keptHeaders {
 		if v := r.Header[name]; len(v) > 0 {
-			k.Header[name] = append([]string(nil), v...)
+			if h.header == nil {
+				h.header = make(http.Header, 4)
+			}
+			h.header[name] = append([]string(nil), v...)
 		}
 	}
-	return k.WithContext(context.WithoutCancel(r.Context()))
+	return h
+}
+
+// request rebuilds the handshake request for a CONNECT; the hub keeps none
+// of it.
+func (h handshake) request() *http.Request {
+	r := &http.Request{
+		Method:     h.method,
+		URL:        &url.URL{Path: h.path, RawQuery: h.rawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h.header.Clone(),
+		Host:       h.host,
+		RemoteAddr: h.remoteAddr,
+	}
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	return r.WithContext(h.ctx)
 }
 
 // Message implements engine.Receiver: one Engine.IO message, text or
 // binary, decoded and, once a packet is complete, handled.
+//
+// A CONNECT (decoding, authentication, admission, the welcome) is handled
+// on a goroutine of its own, which Message waits for: it is the one packet
+// every connection sends, and run on the caller — a WebSocket's reader —
+// it would leave that goroutine with twice the stack for the rest of an
+// idle connection's life (4 KiB instead of 2).
 func (s *session) Message(p eio.Packet) {
+	if p.Binary || len(p.Data) == 0 || p.Data[0] != '0'+byte(sio.Connect) {
+		s.message(p)
+		return
+	}
+	done := make(chan struct{})
+	var failure any
+	go func() {
+		defer close(done)
+		defer func() {
+			// The engine recovers the panics of Message: this one is
+			// handed back to it, with the stack where it happened.
+			if v := recover(); v != nil {
+				failure = fmt.Sprintf("%v\n%s", v, debug.Stack())
+			}
+		}()
+		s.message(p)
+	}()
+	<-done
+	if failure != nil {
+		panic(failure)
+	}
+}
+
+func (s *session) message(p eio.Packet) {
 	var pkt sio.Packet
 	var ok bool
 	var err error
@@ -136,7 +194,7 @@ func (s *session) connect(p *sio.Packet) {
 		return
 	}
 	k := &socket{sess: s, nsp: ns}
-	cred := bridge.Credential{Token: s.srv.opts.AuthToken(p.Data), Request: s.req}
+	cred := bridge.Credential{Token: s.srv.opts.AuthToken(p.Data), Request: s.hs.request()}
 	conn, err := bridge.Connect(ns.hub, cred, ns.codec, k)
 	if err != nil {
 		s.refused(p.Namespace, err)
@@ -240,9 +298,11 @@ func (s *session) event(k *socket, p *sio.Packet) {
 // The hubs are told from a goroutine of their own: the engine may call
 // Closed from a Sink method the hub called under its locks.
 func (s *session) Closed(info engine.CloseInfo) {
-	s.timer.Stop()
 	s.mu.Lock()
 	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	sockets := s.sockets
 	s.sockets = nil
 	s.mu.Unlock()
@@ -302,7 +362,7 @@ func (s *session) fail(reason string, code wire.StatusCode, err error) {
 // connectTimedOut closes a session that joined no namespace in time.
 func (s *session) connectTimedOut() {
 	s.mu.Lock()
-	joined := s.joined
+	joined := s.timer == nil
 	s.mu.Unlock()
 	if !joined {
 		s.fail("connect_timeout", wire.StatusPolicyViolation, errors.New("no namespace joined within ConnectTimeout"))
@@ -312,7 +372,12 @@ func (s *session) connectTimedOut() {
 func (s *session) socket(nsp string) *socket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sockets[nsp]
+	for _, k := range s.sockets {
+		if k.nsp.name == nsp {
+			return k
+		}
+	}
+	return nil
 }
 
 // add enters a joined namespace, unless the session has closed.
@@ -322,19 +387,19 @@ func (s *session) add(k *socket) bool {
 	if s.closed {
 		return false
 	}
-	s.sockets[k.nsp.name] = k
-	if !s.joined {
-		s.joined = true
+	s.sockets = append(s.sockets, k)
+	if s.timer != nil {
 		s.timer.Stop()
+		s.timer = nil
 	}
 	return true
 }
 
-// forget removes a namespace's socket, if it is still the one joined.
+// forget removes a namespace's socket, if it is still joined.
 func (s *session) forget(k *socket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sockets[k.nsp.name] == k {
-		delete(s.sockets, k.nsp.name)
+	if i := slices.Index(s.sockets, k); i >= 0 {
+		s.sockets = slices.Delete(s.sockets, i, i+1)
 	}
 }
