@@ -74,12 +74,14 @@ fuzz:
 chat:
 	$(GO) run ./examples/chat
 
-# The official Engine.IO protocol suite, unchanged (../shared/conformance/
-# socketio), against examples/socketio-conformance started on a free port
-# and stopped by its PID. Needs node and npm (the suite's pinned packages
-# come from its lockfile).
+# The official Engine.IO and Socket.IO protocol suites, unchanged
+# (../shared/conformance/socketio), against examples/socketio-conformance
+# started on a free port and stopped by its PID, then the differential
+# transcripts (socketio/testdata/node) against it. Needs node and npm (the
+# suites' and the transcript player's pinned packages come from their
+# lockfiles).
 conformance:
-	GO='$(GO)' examples/socketio-conformance/conformance.sh engine.io-protocol
+	GO='$(GO)' NPM='$(NPM)' examples/socketio-conformance/conformance.sh engine.io-protocol socket.io-protocol differential
 
 # Unit tests of the browser client module (web/wsgate.js): node's built-in
 # test runner, no npm packages.

@@ -30,6 +30,8 @@ type call struct {
 	event string
 	msgID uint64
 	seq   uint64
+	// binary holds the message's attachments (a bridged protocol's).
+	binary [][]byte
 }
 
 type callKey struct{}

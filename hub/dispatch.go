@@ -120,8 +120,9 @@ func (c *conn) dispatch(in protocol.Inbound) {
 }
 
 type result struct {
-	data []byte
-	err  error
+	data   []byte
+	binary [][]byte // attachments of the data, for protocols that carry them
+	err    error
 }
 
 // run calls the handler on its own goroutine so that a deadline can answer
@@ -140,7 +141,7 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 	// that finished must not make its own result race its deadline.
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 	defer cancel()
-	cl := &call{c: c, event: hd.event, msgID: in.ID, seq: c.seq}
+	cl := &call{c: c, event: hd.event, msgID: in.ID, seq: c.seq, binary: in.Binary}
 	tctx, end := c.h.opts.Tracer.Message(ctx, hd.event)
 	hctx := Context{Context: context.WithValue(tctx, callKey{}, cl), call: cl}
 	fn := c.h.chain(hd.fn)
@@ -165,13 +166,14 @@ func (c *conn) run(hd *handler, arg any, in protocol.Inbound) {
 		}()
 		out, err := fn(hctx, arg)
 		var data []byte
+		var bin [][]byte
 		if err == nil {
-			data, err = encodeData(out)
+			data, bin, err = encodeResult(out)
 		}
 		ended = true
 		end(err)
 		c.h.obs.HandlerDone(hd.event, time.Since(start))
-		done <- result{data, err}
+		done <- result{data, bin, err}
 	}()
 	select {
 	case res := <-done:
@@ -244,7 +246,7 @@ func (c *conn) reply(in protocol.Inbound, event string, res result) {
 	}
 	if res.err == nil {
 		if in.HasID {
-			c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: res.data})
+			c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: res.data, Binary: res.binary})
 		}
 		return
 	}

@@ -38,13 +38,13 @@ func (c *conn) queued(r wire.Result, class wire.Class) bool {
 }
 
 // slowConsumer closes a connection whose queue overflowed with 4008, ahead
-// of what is still queued. It reports whether this started the close.
+// of what is still queued. It reports whether this started the close. The
+// reason is recorded first, as every other close does: a bridged transport
+// may report the connection over before startClose returns. (The first
+// reason recorded wins, so a close already under way keeps its own.)
 func (c *conn) slowConsumer() bool {
-	if !c.startClose(wire.StatusCode(CloseSlowConsumer), "slow consumer", nil, true) {
-		return false
-	}
 	c.setReason("slow_consumer")
-	return true
+	return c.startClose(wire.StatusCode(CloseSlowConsumer), "slow consumer", nil, true)
 }
 
 // deflateFrames compresses the frames at or above threshold bytes, for a

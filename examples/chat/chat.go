@@ -27,6 +27,7 @@ import (
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/room"
+	"github.com/wsgate/wsgate/socketio"
 	"github.com/wsgate/wsgate/web"
 )
 
@@ -70,6 +71,7 @@ type config struct {
 type server struct {
 	log     *slog.Logger
 	gw      *gateway.Gateway
+	sio     *socketio.Server // socket.io-client frontends, on the same hub
 	dir     *directory
 	page    *template.Template
 	csp     string
@@ -139,6 +141,20 @@ func newServer(cfg config) (*server, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	registerEvents(s.gw.Hub(), s.dir)
+	// Socket.IO clients reach the same hub — handlers, rooms, limits —
+	// behind the same guards: the origin check on every request, the
+	// throttle and the per-node limit on each new session.
+	s.sio, err = socketio.New(socketio.Options{
+		Namespaces: map[string]*hub.Hub{"/": s.gw.Hub()},
+		Origins:    s.gw.Origins(),
+		Throttle:   s.gw.Throttle(),
+		Limits:     s.gw.Limits(),
+		Logger:     s.log,
+	})
+	if err != nil {
+		_ = s.gw.Shutdown(context.Background())
+		return nil, fmt.Errorf("chat: %w", err)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -163,6 +179,7 @@ func (s *server) jwtOptions(cfg config) (*auth.JWTOptions, error) {
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.gw)
+	mux.Handle("/socket.io/", s.sio)
 	mux.Handle("GET /healthz", s.gw.LivenessHandler())
 	mux.Handle("GET /readyz", s.gw.ReadinessHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -184,9 +201,12 @@ func (s *server) routes() http.Handler {
 // ServeHTTP implements http.Handler.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Shutdown closes every WebSocket with "bye" and 1012 so that clients
-// reconnect elsewhere, and drains them until ctx is done.
-func (s *server) Shutdown(ctx context.Context) error { return s.gw.Shutdown(ctx) }
+// Shutdown closes every connection so that clients reconnect elsewhere —
+// native WebSockets with "bye" and 1012, Socket.IO sessions with 1012 or
+// Engine.IO's close packet — and drains them until ctx is done.
+func (s *server) Shutdown(ctx context.Context) error {
+	return errors.Join(s.sio.Shutdown(ctx), s.gw.Shutdown(ctx))
+}
 
 // defaultOrigins are the origins of the page this server serves at addr,
 // over https when it serves TLS. On a loopback address the page opens as

@@ -38,6 +38,11 @@
 // Endpoints:
 //
 //	GET  /ws          the WebSocket (subprotocol wsgate.v1, docs/PROTOCOL.md)
+//	/socket.io/       the same hub for unmodified socket.io-client v4
+//	                  frontends (long-polling and WebSocket, package
+//	                  socketio): io(url, {auth: {token}}), the same events
+//	                  answered through the ack callback, and the events
+//	                  "join"/"leave" with a room name for the page's join
 //	GET  /            the demo page; /static/app.js is its script, on the
 //	                  browser client module /static/wsgate.js (package web)
 //	POST /demo/login  demo mode only: form field user=alice|bob|carol
@@ -45,12 +50,16 @@
 //	GET  /readyz      200 while the hub accepts connections, else 503
 //	GET  /metrics     Prometheus metrics (its own registry)
 //
-// The WebSocket sits behind, in order, a per-IP handshake throttle (429),
+// The WebSocket, and every Socket.IO session, sits behind, in order, a
+// per-IP handshake throttle (429),
 // an origin allowlist (403; missing Origin refused too, so non-browser
 // clients send one) and per-node and per-user connection limits (503, 429).
-// A token is read from Authorization: Bearer, from a wsgate.bearer.<jwt>
-// subprotocol entry, or from the wsgate_token cookie; the cookie is safe
-// only because of the origin allowlist.
+// (Socket.IO checks the origin on every request of a session, not only
+// the first.) A token is read from Authorization: Bearer, from a
+// wsgate.bearer.<jwt> subprotocol entry, or from the wsgate_token cookie;
+// the cookie is safe only because of the origin allowlist. A Socket.IO
+// client sends it in its CONNECT's auth.token, or relies on the header or
+// the cookie of its session's first request.
 //
 // Events, with their schemas enforced before any handler runs:
 //
@@ -69,7 +78,8 @@
 // (0d9e8f7a-6b5c-4d3e-9f2a-1b0c9d8e7f6a), which alice's join is refused.
 //
 // SIGINT or SIGTERM shuts down gracefully: clients get "bye" and close code
-// 1012 and reconnect, within a 20 s deadline. (go run passes Ctrl-C on but
+// 1012 (Socket.IO sessions 1012 or Engine.IO's close packet) and
+// reconnect, within a 20 s deadline. (go run passes Ctrl-C on but
 // not a SIGTERM sent to its own pid; signal the built binary instead.) Logs
 // are JSON on stderr and never contain tokens or message content.
 package main

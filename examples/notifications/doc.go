@@ -57,6 +57,10 @@
 // Endpoints:
 //
 //	GET  /ws                        the WebSocket (subprotocol wsgate.v1)
+//	/socket.io/                     the same hub as the Socket.IO namespace
+//	                                /notifications, for the audit's
+//	                                socket.io-client frontends:
+//	                                io(url + "/notifications", {auth: {token}})
 //	POST /api/notifications         publish; Bearer token, JSON body
 //	GET  /api/tenants/{id}/online   users connected in a tenant (its ADMIN, SUPER_ADMIN)
 //	GET  /metrics                   Prometheus metrics, on a registry of its own
@@ -65,11 +69,14 @@
 //
 // Every connection joins user:{id} and tenant:{id} on connect, and global
 // when its token carries the SUPER_ADMIN role; clients may join nothing
-// else. The WebSocket sits behind a per-IP handshake throttle (429), an
-// origin allowlist (403; a missing Origin is refused too) and connection
-// limits (5 per user, 429; 10,000 per node, 503). Tokens are read from
-// Authorization: Bearer or a wsgate.bearer.<jwt> subprotocol entry, never
-// from a cookie or the URL.
+// else. The WebSocket and each Socket.IO session sit behind a per-IP
+// handshake throttle (429), an origin allowlist (403; a missing Origin is
+// refused too; every request of a Socket.IO session is checked) and
+// connection limits (5 per user, 429; 10,000 per node, 503). Tokens are
+// read from Authorization: Bearer or a wsgate.bearer.<jwt> subprotocol
+// entry, or from a Socket.IO CONNECT's auth.token, never from a cookie or
+// the URL. Socket.IO clients get the events below as events of the
+// namespace, and the ack through their ack callback.
 //
 // POST /api/notifications takes {target, id, title, body}: target is
 // "user", "tenant" or "global"; id names the user or tenant and is absent
@@ -93,6 +100,7 @@
 //	                        user's other connections, on every instance
 //
 // SIGINT or SIGTERM shuts down gracefully: clients get "bye" and close code
-// 1012 and reconnect, within a 20 s deadline. Logs are JSON on stderr and
+// 1012 (Socket.IO sessions 1012 or Engine.IO's close packet) and
+// reconnect, within a 20 s deadline. Logs are JSON on stderr and
 // never contain tokens or notification text.
 package main

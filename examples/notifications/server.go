@@ -27,6 +27,7 @@ import (
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/sanitize"
+	"github.com/wsgate/wsgate/socketio"
 )
 
 // config is everything newServer needs; main fills it from flags and the
@@ -79,7 +80,8 @@ type server struct {
 	validate  *validator.Validate
 	sanitizer *sanitize.Sanitizer
 	registry  *prometheus.Registry
-	redis     *redisBackend // nil on the in-memory broker
+	redis     *redisBackend    // nil on the in-memory broker
+	sio       *socketio.Server // the /notifications namespace, for socket.io-client frontends
 	handler   http.Handler
 
 	// Set only in demo mode, where the server issues its own tokens.
@@ -149,6 +151,19 @@ func newServer(cfg config) (*server, error) {
 		}
 		return nil, err
 	}
+	// The second audit's frontends connect with socket.io-client to the
+	// /notifications namespace: the same hub, behind the same guards.
+	s.sio, err = socketio.New(socketio.Options{
+		Namespaces: map[string]*hub.Hub{"/notifications": s.hub},
+		Origins:    s.origins,
+		Throttle:   s.throttle,
+		Limits:     limits,
+		Logger:     s.log,
+	})
+	if err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
 	s.handler = s.routes(limits)
 	return s, nil
 }
@@ -208,6 +223,7 @@ func (s *server) routes(limits *guard.Limits) http.Handler {
 	// The throttle is outermost so that every attempt counts, even one a
 	// later guard refuses.
 	mux.Handle("GET /ws", guard.Chain(s.hub, s.throttle.Middleware, s.origins.Middleware, limits.Middleware))
+	mux.Handle("/socket.io/", s.sio) // its guards are inside: every request, not only the first
 	mux.Handle("POST /api/notifications", s.authenticated(s.publishNotification))
 	mux.Handle("GET /api/tenants/{id}/online", s.authenticated(s.tenantOnline))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -219,11 +235,17 @@ func (s *server) routes(limits *guard.Limits) http.Handler {
 // ServeHTTP implements http.Handler.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Shutdown closes every WebSocket with "bye" and 1012 so that clients
-// reconnect elsewhere, drains them until ctx is done and closes the broker;
-// then it removes this instance's leases and presence entries from Redis.
+// Shutdown closes every connection so that clients reconnect elsewhere —
+// WebSockets with "bye" and 1012, Socket.IO sessions with 1012 or
+// Engine.IO's close packet — drains them until ctx is done and closes the
+// broker; then it removes this instance's leases and presence entries from
+// Redis.
 func (s *server) Shutdown(ctx context.Context) error {
-	err := s.hub.Shutdown(ctx)
+	var err error
+	if s.sio != nil {
+		err = s.sio.Shutdown(ctx)
+	}
+	err = errors.Join(err, s.hub.Shutdown(ctx))
 	if s.redis != nil {
 		s.redis.closeAll() // the hub closes only what it created
 	}

@@ -1,9 +1,10 @@
 // Command socketio-conformance serves the fixture of the official
 // Engine.IO and Socket.IO protocol suites on one address: the Engine.IO
-// echo on /engine.io/ (and, once the Socket.IO layer serves hub handlers,
-// the Socket.IO fixture on /socket.io/), with the suites' settings: ping
-// interval 300 ms, ping timeout 200 ms, max payload 1,000,000 bytes, any
-// origin, no credential. Not for production: it echoes anything to anyone.
+// echo on /engine.io/ and the Socket.IO fixture on /socket.io/ (two wsgate
+// hubs served by package socketio), with the suites' settings: ping
+// interval 300 ms, ping timeout 200 ms, max payload 1,000,000 bytes,
+// connect timeout 1 s, no Origin needed, any credential accepted. A test
+// fixture only, never for production: it echoes anything to anyone.
 //
 //	go run ./examples/socketio-conformance -addr 127.0.0.1:3000
 //	../shared/conformance/socketio/run.sh engine.io-protocol http://127.0.0.1:3000

@@ -4,14 +4,16 @@
 // keeps identity, rooms, handlers, limits and delivery; the transport keeps
 // its framing and reads the client.
 //
-// Package hub implements Attach; a transport calls it once per logical
-// connection. The split keeps the hub's public API free of transport
-// plumbing.
+// Package hub implements Attach, Connect, SettingsOf, Attachments and
+// Emit; a transport calls Connect (or, with an identity established
+// elsewhere, Attach) once per logical connection. The split keeps the
+// hub's public API free of transport plumbing.
 package bridge
 
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/internal/protocol"
@@ -23,6 +25,10 @@ import (
 // past the bounds, NotOpen for a broadcast before the Open unit, Closed
 // once closing); Close queues the end of the stream (after final, or before
 // what is queued when now is set) and reports whether it was the first.
+//
+// The hub calls a Sink from any goroutine, some of them holding the hub's
+// locks (a broadcast's fan-out): its methods must not call back into the
+// hub, and Conn.Closed in particular must be called from elsewhere.
 type Sink interface {
 	Send(class wire.Class, frames ...wire.Frame) wire.Result
 	SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame) wire.Result
@@ -47,8 +53,14 @@ type Conn interface {
 	ID() string
 	// Handle handles one inbound message, with the hub's rate limits,
 	// validation, room policy and handlers. The transport calls it from one
-	// goroutine at a time, in the order the client sent.
+	// goroutine at a time, in the order the client sent; it returns once
+	// the message is answered (or its handler's deadline passed).
 	Handle(in protocol.Inbound)
+	// HandleInvalid answers a message the transport could frame but not
+	// map onto an Inbound (a join without a room name, say) as the hub
+	// answers a frame it cannot decode: INVALID_MESSAGE, with in's id when
+	// it has one, after the message rate limit; reason goes to the log.
+	HandleInvalid(in protocol.Inbound, reason error)
 	// Closed tells the hub the connection is over: the client left, the
 	// transport failed or finished the close the hub asked for. The hub
 	// releases everything it held; reason goes to the log and metrics.
@@ -61,6 +73,59 @@ type Conn interface {
 // rooms and queues the welcome, encoded by codec, to sink. Set by package
 // hub; nil until it is linked in.
 var Attach func(h any, req Request, id auth.Identity, codec protocol.Codec, sink Sink) (Conn, error)
+
+// Credential is what a transport has of a client's credential when it
+// starts a connection: a token received in-band, and the HTTP request that
+// opened the transport's session.
+type Credential struct {
+	// Token is the credential the client sent in-band (Socket.IO's CONNECT
+	// payload); empty when it sent none.
+	Token string
+	// Request opened the transport's session; Connect does not keep it.
+	// Without Token, the hub's Options.Tokens extractor reads the
+	// credential from it (its Authorization header, cookie... as the hub
+	// is configured). It also gives the hub what its own handshake takes
+	// from the upgrade request: the client's address (Options.ClientIP),
+	// user agent, origin, path and request id for the log, the Tracer's
+	// handshake and Options.ConnContext. Required.
+	Request *http.Request
+}
+
+// Connect authenticates cred with hub h's own Authenticator (the auth
+// failures counted, logged and traced as the hub's handshake does), then
+// starts the connection as Attach does. A refusal is a *protocol.Refusal
+// with the code a client is told: UNAUTHORIZED, TOKEN_EXPIRED, UNAVAILABLE
+// (the keys could not be fetched), CONNECTION_LIMIT_EXCEEDED or another
+// code from the hub's Admit. Set by package hub.
+var Connect func(h any, cred Credential, codec protocol.Codec, sink Sink) (Conn, error)
+
+// Settings are the hub options a transport applies itself.
+type Settings struct {
+	// MaxMessageBytes is the largest inbound message (Options.MaxMessageBytes).
+	MaxMessageBytes int64
+}
+
+// SettingsOf returns hub h's Settings. Set by package hub.
+var SettingsOf func(h any) (Settings, error)
+
+// Attached is implemented by a value that carries binary attachments
+// beside its JSON, for protocols that have them (Socket.IO): its JSON holds
+// a placeholder {"_placeholder":true,"num":N} where attachment N goes. A
+// handler's result that implements it is acked with its attachments; the
+// wsgate.v1 protocol has no attachments and sends the JSON alone.
+type Attached interface {
+	BinaryAttachments() [][]byte
+}
+
+// Attachments returns the binary attachments of the message the handler
+// whose context is ctx handles, nil when it had none or ctx is not a
+// handler's. Set by package hub.
+var Attachments func(ctx context.Context) [][]byte
+
+// Emit sends event with data (JSON, with the attachments of an Attached
+// value) to the connection of the handler whose context is ctx. Set by
+// package hub.
+var Emit func(ctx context.Context, event string, data any) error
 
 // ErrNotAHub is returned by Attach for an h that is not a *hub.Hub.
 var ErrNotAHub = errors.New("bridge: not a hub")

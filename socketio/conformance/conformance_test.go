@@ -12,28 +12,71 @@ import (
 	"github.com/coder/websocket"
 )
 
-func TestFixture(t *testing.T) {
+// startFixture serves a fixture on a loopback listener until the test ends.
+func startFixture(t *testing.T) *httptest.Server {
+	t.Helper()
 	fx, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(fx)
-	defer hs.Close()
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = fx.Shutdown(ctx)
-	}()
-	t.Run("socket.io_path_is_not_served_yet", func(t *testing.T) {
-		resp, err := http.Get(hs.URL + "/socket.io/?EIO=4&transport=polling")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("status %d", resp.StatusCode)
-		}
+		hs.Close()
 	})
+	return hs
+}
+
+// The Socket.IO fixture on /socket.io/: the auth event, the echo of every
+// argument, the ack, an unknown namespace refused.
+func TestSocketIOFixture(t *testing.T) {
+	hs := startFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	read := func() string {
+		t.Helper()
+		for range 10 { // pings may come between
+			_, got, err := c.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "2" {
+				return string(got)
+			}
+			_ = c.Write(ctx, websocket.MessageText, []byte("3"))
+		}
+		t.Fatal("only pings")
+		return ""
+	}
+	read() // the open packet
+	for _, step := range []struct{ send, want string }{
+		{`40{"token":"t"}`, `40{"sid":`},
+		{"", `42["auth",{"token":"t"}]`},
+		{`42["message",1,"<b>",{"3":[true]}]`, `42["message-back",1,"<b>",{"3":[true]}]`},
+		{`427["message-with-ack",false]`, `437[false]`},
+		{`40/nope,`, `44/nope,{"message":"Invalid namespace"}`},
+	} {
+		if step.send != "" {
+			if err := c.Write(ctx, websocket.MessageText, []byte(step.send)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := read(); !strings.HasPrefix(got, step.want) {
+			t.Fatalf("after %q: got %q, want %q", step.send, got, step.want)
+		}
+	}
+}
+
+// The Engine.IO fixture on /engine.io/ echoes every message.
+func TestFixture(t *testing.T) {
+	hs := startFixture(t)
 	t.Run("engine.io_echoes_text_and_binary", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -2,6 +2,7 @@ package eio
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -121,7 +122,7 @@ type Query struct {
 func ParseQuery(r *http.Request) (Query, error) {
 	v := r.URL.Query()
 	q := Query{
-		SID:     v.Get("sid"),
+		SID:     sessionID(v),
 		EIO4:    v.Get("EIO") == "4",
 		Base64:  v.Has("b64"),
 		Upgrade: isWebSocketUpgrade(r),
@@ -148,6 +149,12 @@ func ParseQuery(r *http.Request) (Query, error) {
 	}
 	return q, nil
 }
+
+// SessionID returns the session id r carries, "" for a handshake: the
+// request ParseQuery takes for one.
+func SessionID(r *http.Request) string { return sessionID(r.URL.Query()) }
+
+func sessionID(v url.Values) string { return v.Get("sid") }
 
 // isWebSocketUpgrade reports whether r asks to switch to the WebSocket
 // protocol.

@@ -97,6 +97,10 @@ type Options struct {
 	// Pool writes WebSocket frames for the sessions' writers. Nil: the
 	// Server makes one with GOMAXPROCS workers.
 	Pool *wire.Pool
+
+	// raceHold replaces the const raceHold when set: tests that need one
+	// side of a race to win whatever the machine's load lengthen it.
+	raceHold time.Duration
 }
 
 // Cookie is the sticky-routing cookie. Long-polling sends every request of
@@ -163,6 +167,7 @@ func (o Options) withDefaults() (Options, error) {
 	setDuration(&o.UpgradeTimeout, DefaultUpgradeTimeout)
 	setDuration(&o.BodyTimeout, DefaultBodyTimeout)
 	setDuration(&o.WriteTimeout, DefaultWriteTimeout)
+	setDuration(&o.raceHold, raceHold)
 	setInt(&o.MaxPayload, eio.DefaultMaxPayload)
 	setInt(&o.MaxPackets, eio.DefaultMaxPackets)
 	setInt(&o.MaxSessions, DefaultMaxSessions)

@@ -134,7 +134,7 @@ func (s *Session) await(ctx context.Context, g *getWait) ([]wire.Frame, reply) {
 			return frames, rep
 		}
 		if s.state == stateUpgrading && hold == nil {
-			t := time.NewTimer(raceHold)
+			t := time.NewTimer(s.srv.opts.raceHold)
 			defer t.Stop()
 			hold = t.C
 		}

@@ -259,6 +259,18 @@ func (s *Session) sendEngineLocked(f wire.Frame) {
 // nothing.
 func (s *Session) Close(code wire.StatusCode) { s.closeGracefully(code, ReasonServerClose) }
 
+// CloseNow closes the session at once, dropping what is queued: a
+// WebSocket client gets a close frame with code ahead of anything still
+// queued, a polling client the close packet in its held GET (or none), and
+// the session id is forgotten at once. Later calls do nothing.
+func (s *Session) CloseNow(code wire.StatusCode) {
+	s.closeNow(ReasonServerClose, wsEnd{code: code})
+}
+
+// Abort drops the session at once, without a close frame or packet. Later
+// calls do nothing.
+func (s *Session) Abort() { s.closeNow(ReasonServerClose, wsEnd{}) }
+
 func (s *Session) closeGracefully(code wire.StatusCode, reason Reason) {
 	s.mu.Lock()
 	if s.state >= stateClosing {
@@ -525,7 +537,7 @@ func (s *Session) clientClose() {
 		ch := make(chan struct{})
 		s.closeWait = ch
 		s.mu.Unlock()
-		t := time.NewTimer(raceHold)
+		t := time.NewTimer(s.srv.opts.raceHold)
 		select {
 		case <-ch:
 		case <-t.C:

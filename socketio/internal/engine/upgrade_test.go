@@ -68,6 +68,9 @@ func TestUpgrade(t *testing.T) {
 		readWS(t, c)
 	})
 	t.Run("GET_racing_with_5_is_refused", func(t *testing.T) {
+		// A hold longer than the test's waits: the GET is still held
+		// when the "5" comes, however loaded the machine.
+		h := newHarness(t, Options{PingInterval: time.Minute, raceHold: time.Minute}, true)
 		sid, _ := h.handshake()
 		c := h.probe(sid)
 		// The GET is held first; the "5" then arrives and refuses it.

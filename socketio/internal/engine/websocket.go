@@ -218,8 +218,7 @@ func (c *wsConn) serve() {
 			c.abort()
 		}
 	}()
-	for c.next() {
-	}
+	c.readLoop()
 	if c.closing.Load() {
 		// Let our close frame go out, bounded by the write timeout.
 		t := time.NewTimer(c.s.srv.opts.WriteTimeout)
@@ -233,7 +232,27 @@ func (c *wsConn) serve() {
 	c.s.wsEnded(c)
 }
 
+// readLoop reads until the socket is done. It waits for input in a shallow
+// call (wire.Reader.Wait) and does the work of a frame in next, neither
+// inlined into the other: an idle session's goroutine then waits in small
+// frames, and the runtime gives it the smallest stack.
+//
+//go:noinline
+func (c *wsConn) readLoop() {
+	for {
+		if err := c.in.Wait(); err != nil {
+			c.readFailed(err)
+			return
+		}
+		if !c.next() {
+			return
+		}
+	}
+}
+
 // next reads and handles one frame; false when the socket is done.
+//
+//go:noinline
 func (c *wsConn) next() bool {
 	op, p, err := c.in.Next()
 	if err != nil {

@@ -6,6 +6,8 @@
 //   node play.mjs <url> <transcript.json>             print the record
 //   node play.mjs --check <url> <transcript.json>...  compare each record
 //                                                     with expected/<name>.json
+//   node play.mjs --check --expected <dir> <url> <transcript.json>...
+//                                                     ... with <dir>/<name>.json
 //
 // A transcript is {"path": "/socket.io/", "steps": [...]}; each step does
 // one thing (the field names are the actions):
@@ -205,11 +207,17 @@ async function play(url, file) {
 
 const args = process.argv.slice(2);
 if (args[0] === "--check") {
-  const [, url, ...files] = args;
+  let rest = args.slice(1);
+  let expectedDir = join(dirname(fileURLToPath(import.meta.url)), "expected");
+  if (rest[0] === "--expected") {
+    expectedDir = rest[1];
+    rest = rest.slice(2);
+  }
+  const [url, ...files] = rest;
   let failed = 0;
   for (const file of files) {
     const got = JSON.stringify(await play(url, file), null, 1);
-    const expectedFile = join(dirname(fileURLToPath(import.meta.url)), "expected", basename(file));
+    const expectedFile = join(expectedDir, basename(file));
     const want = JSON.stringify(JSON.parse(readFileSync(expectedFile, "utf8")), null, 1);
     if (got === want) {
       console.log(`ok   ${basename(file)}`);
@@ -222,6 +230,6 @@ if (args[0] === "--check") {
 } else if (args.length === 2) {
   console.log(JSON.stringify(await play(args[0], args[1]), null, 1));
 } else {
-  console.error("usage: node play.mjs <url> <transcript.json> | node play.mjs --check <url> <transcript.json>...");
+  console.error("usage: node play.mjs <url> <transcript.json> | node play.mjs --check [--expected <dir>] <url> <transcript.json>...");
   process.exit(2);
 }

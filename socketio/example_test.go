@@ -1,0 +1,153 @@
+package socketio_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/guard"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/socketio"
+)
+
+// tokens is the example's Authenticator; a service uses auth.NewJWT.
+type tokens map[string]string
+
+func (t tokens) Authenticate(_ context.Context, token string) (auth.Identity, error) {
+	if user, ok := t[token]; ok {
+		return auth.Identity{UserID: user}, nil
+	}
+	return auth.Identity{}, auth.ErrInvalidToken
+}
+
+type greeting struct {
+	Name string `json:"name" validate:"required,max=32"`
+}
+
+// A hub's handlers served to Socket.IO clients on /socket.io/. The client
+// here speaks the raw protocol, to show the packets; socket.io-client
+// would write io(url, {auth: {token}}) and socket.emitWithAck("greet",
+// {name: "Ada"}).
+func Example() {
+	h, err := hub.New(hub.Options{Authenticator: tokens{"secret-token": "ada"}})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Shutdown(context.Background())
+	hub.Handle(h, "greet", func(ctx hub.Context, in greeting) (string, error) {
+		return "hello " + in.Name, nil
+	})
+	origins, err := guard.NewOrigins(guard.OriginOptions{Allowed: []string{"https://app.example"}})
+	if err != nil {
+		panic(err)
+	}
+	srv, err := socketio.New(socketio.Options{
+		Namespaces: map[string]*hub.Hub{"/": h},
+		Origins:    origins,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown(context.Background())
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://app.example"}}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.CloseNow()
+	read := func() string {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			panic(err)
+		}
+		return string(p)
+	}
+	fmt.Println(read()[:7]) // Engine.IO's open packet
+	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"secret-token"}`))
+	fmt.Println(read()[:9]) // CONNECT's answer, with the Socket.IO id
+	_ = c.Write(ctx, websocket.MessageText, []byte(`421["greet",{"name":"Ada"}]`))
+	fmt.Println(read())
+	_ = c.Write(ctx, websocket.MessageText, []byte(`422["greet",{}]`))
+	fmt.Println(read())
+	// Output:
+	// 0{"sid"
+	// 40{"sid":
+	// 431["hello Ada"]
+	// 432[{"error":{"code":"INVALID_MESSAGE","message":"field \"name\" fails \"required\""}}]
+}
+
+// NestJS mode keeps the frontends of a NestJS gateway working unchanged:
+// a handler that returns {event, data} emits that event, as a
+// @SubscribeMessage handler returning WsResponse does.
+func ExampleMode_nestJS() {
+	h, err := hub.New(hub.Options{Authenticator: tokens{"t": "ada"}})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Shutdown(context.Background())
+	type wsResponse struct {
+		Event string `json:"event"`
+		Data  any    `json:"data"`
+	}
+	hub.Handle(h, "events", func(ctx hub.Context, in []int) (wsResponse, error) {
+		return wsResponse{Event: "events", Data: len(in)}, nil
+	})
+	srv, err := socketio.New(socketio.Options{Namespaces: map[string]*hub.Hub{"/": h}, Mode: socketio.NestJS})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown(context.Background())
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://localhost:3000"}}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.CloseNow()
+	read := func() string {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			panic(err)
+		}
+		return string(p)
+	}
+	read()
+	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"t"}`))
+	read()
+	// socket.emit("events", 1, 2, 3): several arguments are one array.
+	_ = c.Write(ctx, websocket.MessageText, []byte(`42["events",1,2,3]`))
+	fmt.Println(read())
+	// Output: 42["events",3]
+}
+
+// NewBinary turns the []byte in a value into attachments, which
+// socket.io-client hands to the page as ArrayBuffers (Buffers in Node).
+func ExampleNewBinary() {
+	type thumbnail struct {
+		Name  string `json:"name"`
+		Image []byte `json:"image"`
+	}
+	b, err := socketio.NewBinary(thumbnail{Name: "cat.png", Image: []byte{0x89, 'P', 'N', 'G'}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(b.JSON))
+	fmt.Printf("%q\n", b.Attachments)
+	// Output:
+	// {"name":"cat.png","image":{"_placeholder":true,"num":0}}
+	// ["\x89PNG"]
+}
