@@ -29,8 +29,7 @@ type conn struct {
 	id       string
 	codec    protocol.Codec
 	compress bool        // permessage-deflate was negotiated
-	nc       net.Conn    // the hijacked socket; closed by abort only; nil when bridged
-	out      wire.Writer // the socket's writer, unless bridged
+	ws       *wsConn     // the socket, for a connection of the hub's own endpoint; nil when bridged
 	sink     sink        // where frames go: &out, or the bridging transport's
 	bridged  bridge.Sink // the bridging transport, nil for a WebSocket of our own
 	meta     requestMeta
@@ -60,20 +59,30 @@ type conn struct {
 	idle         *time.Timer
 	awaitingPong bool
 
-	lastRead     atomic.Int64 // unix nanos of the last inbound message
-	readDeadline atomic.Int64 // unix nanos of the read deadline set while closing, 0 before
-	holds        atomic.Int32 // 1 for the connection, plus handlers outliving it: the last releases the slot
-	dropped      atomic.Int32 // broadcasts dropped by the Drop policy
+	lastRead atomic.Int64 // unix nanos of the last inbound message
+	holds    atomic.Int32 // 1 for the connection, plus handlers outliving it: the last releases the slot
+	dropped  atomic.Int32 // broadcasts dropped by the Drop policy
 
 	// Owned by the read goroutine.
-	in       wire.Reader
 	limiters map[string]*rate.Limiter
 	msgLimit *rate.Limiter // created on the first message
 	ctlLimit *rate.Limiter // pings and pongs; created on the first one
 	abuse    abuseWindow   // rate-limited messages
-	drainTo  int64         // after an abuse close: stop reading past this input offset
 	ctlAbuse abuseWindow   // control frames over their rate
 	seq      uint64
+}
+
+// wsConn is what a connection of the hub's own WebSocket endpoint has
+// beyond what every connection has: its socket, the reader its goroutine
+// owns, the writer that owns the socket's write side. A connection bridged
+// from another transport has none of it.
+type wsConn struct {
+	nc  net.Conn // the hijacked socket; closed by abort only
+	out wire.Writer
+	in  wire.Reader // owned by the read goroutine
+
+	drainTo      int64        // read goroutine: after an abuse close, stop reading past this input offset
+	readDeadline atomic.Int64 // unix nanos of the read deadline set while closing, 0 before
 }
 
 // newConn wraps an upgraded socket; serve runs it. base is the context its
@@ -84,7 +93,6 @@ func newConn(h *Hub, base context.Context, meta requestMeta, up wire.Upgraded) *
 		id:       newID(),
 		codec:    h.codec,
 		compress: up.Compressed,
-		nc:       up.Conn,
 		started:  time.Now(),
 		done:     make(chan struct{}),
 	}
@@ -92,9 +100,10 @@ func newConn(h *Hub, base context.Context, meta requestMeta, up wire.Upgraded) *
 	meta.connID = c.id
 	c.meta = meta
 	c.ctx, c.cancel = context.WithCancel(base)
-	c.out.Init(wire.NewTransport(up.Conn), &h.writerCfg, c)
-	c.sink = &c.out
-	c.in.Reset(up.Conn, up.Buffered, wire.ReaderOptions{
+	c.ws = &wsConn{nc: up.Conn}
+	c.ws.out.Init(wire.NewTransport(up.Conn), &h.writerCfg, c)
+	c.sink = &c.ws.out
+	c.ws.in.Reset(up.Conn, up.Buffered, wire.ReaderOptions{
 		MaxMessageBytes: h.opts.MaxMessageBytes,
 		Compressed:      up.Compressed,
 	})
@@ -345,7 +354,7 @@ func (c *conn) abort() {
 		c.bridged.Abort()
 		return
 	}
-	_ = c.nc.Close()
+	_ = c.ws.nc.Close()
 }
 
 // cleanup releases everything the connection holds. It runs once, on the

@@ -18,13 +18,19 @@ const closeTimeout = 5 * time.Second
 // A connection closed for abuse, or after a frame that cannot be parsed
 // past, is still read for a little while, its input discarded, so that its
 // close frame is not lost to a reset (closing a socket with unread input
-// resets the connection): at most abuseTimeout, and at most abuseDrain bytes,
+// resets the connection): at most abuseTimeout, and at most abuseDrain bytes
+// beyond the largest message,
 // so that a flood that goes on regardless costs a few milliseconds of a core
 // after it is detected, not a second.
 const (
 	abuseTimeout = time.Second
 	abuseDrain   = 64 << 10
 )
+
+// drainLimit is how much more input a connection closed for abuse or a
+// violation is read: abuseDrain beyond the largest message, so that the
+// rest of a refused oversized message is read too.
+func (c *conn) drainLimit() int64 { return c.h.opts.MaxMessageBytes + abuseDrain }
 
 // readLoop reads and handles messages until the connection fails or closes.
 //
@@ -64,16 +70,16 @@ func (c *conn) onMessage(op wire.Opcode, p []byte) {
 // peer's close frame is echoed. ok is false when the connection is over.
 func (c *conn) next() (wire.Opcode, []byte, bool) {
 	for {
-		if err := c.in.Wait(); err != nil {
+		if err := c.ws.in.Wait(); err != nil {
 			c.readFailed(err)
 			return 0, nil, false
 		}
-		op, p, err := c.in.Next()
+		op, p, err := c.ws.in.Next()
 		if err != nil {
 			c.readFailed(err)
 			return 0, nil, false
 		}
-		if c.drainTo != 0 && c.in.Total() > c.drainTo {
+		if c.ws.drainTo != 0 && c.ws.in.Total() > c.ws.drainTo {
 			return 0, nil, false // closed for abuse, and still flooding
 		}
 		if !c.onFrame(op, p) {
@@ -97,7 +103,7 @@ func (c *conn) onFrame(op wire.Opcode, p []byte) (control bool) {
 	case !c.allowControl():
 		// Closing now; read on until the peer answers.
 	case op == wire.OpPing:
-		c.out.Pong(p)
+		c.ws.out.Pong(p)
 	default:
 		c.gotPong()
 	}
@@ -119,7 +125,7 @@ func (c *conn) readFailed(err error) {
 		}
 		// Echo the code, never the peer's reason; if our own close is
 		// already out, the handshake is complete.
-		if !c.startClose(code, "", nil, true) && c.out.Done() {
+		if !c.startClose(code, "", nil, true) && c.ws.out.Done() {
 			c.abort()
 		}
 	case errors.As(err, &ce):
@@ -153,12 +159,12 @@ func violationReason(code wire.StatusCode) string {
 func (c *conn) discardInput() {
 	c.readBy(time.Now().Add(abuseTimeout))
 	var buf [512]byte
-	for left := abuseDrain; left > 0; {
-		n, err := c.nc.Read(buf[:])
+	for left := c.drainLimit(); left > 0; {
+		n, err := c.ws.nc.Read(buf[:])
 		if err != nil {
 			return
 		}
-		left -= n
+		left -= int64(n)
 	}
 }
 
@@ -205,23 +211,25 @@ func (c *conn) allowControl() bool {
 // on the peer after abuseTimeout.
 func (c *conn) closeAbuse(reason string) {
 	c.readBy(time.Now().Add(abuseTimeout))
-	c.drainTo = c.in.Total() + abuseDrain
+	if c.ws != nil {
+		c.ws.drainTo = c.ws.in.Total() + c.drainLimit()
+	}
 	c.startClose(wire.StatusPolicyViolation, reason, nil, true)
 }
 
 // readBy sets the read deadline to t, unless an earlier one was set: the
 // closing connection is read no longer than the first bound said.
 func (c *conn) readBy(t time.Time) {
-	if c.nc == nil {
+	if c.ws == nil {
 		return // bridged: its transport does the reading
 	}
 	for {
-		cur := c.readDeadline.Load()
+		cur := c.ws.readDeadline.Load()
 		if cur != 0 && cur <= t.UnixNano() {
 			return
 		}
-		if c.readDeadline.CompareAndSwap(cur, t.UnixNano()) {
-			_ = c.nc.SetReadDeadline(t)
+		if c.ws.readDeadline.CompareAndSwap(cur, t.UnixNano()) {
+			_ = c.ws.nc.SetReadDeadline(t)
 			return
 		}
 	}

@@ -46,9 +46,9 @@ func (c *conn) beat() {
 // ping sends the codec's heartbeat, or a WebSocket ping.
 func (c *conn) ping() bool {
 	if hb, ok := c.codec.(protocol.Heartbeater); ok {
-		return c.out.Send(wire.Reply, hb.Heartbeat()...) == wire.Queued
+		return c.ws.out.Send(wire.Reply, hb.Heartbeat()...) == wire.Queued
 	}
-	return c.out.Ping()
+	return c.ws.out.Ping()
 }
 
 // gotPong records the peer's answer; the next ping follows PingInterval
