@@ -150,6 +150,11 @@ func TestDeliveryBufferOverflow(t *testing.T) {
 	}
 	defer b.Close()
 	entered, release := make(chan struct{}, 1), make(chan struct{})
+	// Let the blocked handler go before Close waits for it, also when the
+	// test fails half-way: a deadlock would hide the failure.
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	defer letGo()
 	var delivered sync.WaitGroup
 	b.Attach(func(adapter.Message) {
 		select {
@@ -192,7 +197,7 @@ func TestDeliveryBufferOverflow(t *testing.T) {
 	if err := healthy(b); err != nil {
 		t.Fatalf("Health with a blocked handler: %v", err)
 	}
-	close(release)
+	letGo()
 	delivered.Wait()
 	// The handler returns before deliver counts it: poll for the count.
 	eventually(t, "every buffered message delivered", func() error {
