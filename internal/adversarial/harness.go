@@ -51,6 +51,11 @@ type Config struct {
 	JWT *auth.JWTOptions
 	// Origins is the origin allowlist. Default: DefaultOrigin only.
 	Origins []string
+	// HubOriginCheck leaves guard's origin allowlist out and the hub's
+	// CheckOrigin unset, so that the hub's own default check answers, as
+	// in a service that embeds the hub without an allowlist; Dial's
+	// default origin is then the server's own loopback URL. Default false.
+	HubOriginCheck bool
 	// Throttle is the handshake throttle. Default: 10,000 attempts per
 	// minute, so that only attacks on the throttle meet it.
 	Throttle guard.ThrottleOptions
@@ -97,6 +102,9 @@ func Start(t testing.TB, cfg Config) *Server {
 	if len(cfg.Origins) == 0 {
 		cfg.Origins = []string{DefaultOrigin}
 	}
+	if cfg.HubOriginCheck && len(cfg.Origins) != 1 {
+		t.Fatal("adversarial: HubOriginCheck uses no origin allowlist")
+	}
 	origins, err := guard.NewOrigins(guard.OriginOptions{Allowed: cfg.Origins, Logger: log})
 	if err != nil {
 		t.Fatalf("adversarial: %v", err)
@@ -127,6 +135,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		Broker:        cfg.Broker,
 		Logger:        log,
 	}
+	guards := []func(http.Handler) http.Handler{throttle.Middleware, origins.Middleware, limits.Middleware}
+	if cfg.HubOriginCheck {
+		opts.CheckOrigin = nil
+		guards = []func(http.Handler) http.Handler{throttle.Middleware, limits.Middleware}
+	}
 	if cfg.Hub != nil {
 		cfg.Hub(&opts)
 	}
@@ -135,7 +148,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatalf("adversarial: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", guard.Chain(h, throttle.Middleware, origins.Middleware, limits.Middleware))
+	mux.Handle("GET /ws", guard.Chain(h, guards...))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("adversarial: %v", err)
@@ -159,7 +172,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		<-served
 	})
 	addr := l.Addr().String()
-	return &Server{URL: "http://" + addr, Addr: addr, Origin: cfg.Origins[0], Hub: h}
+	origin := cfg.Origins[0]
+	if cfg.HubOriginCheck {
+		origin = "http://" + addr
+	}
+	return &Server{URL: "http://" + addr, Addr: addr, Origin: origin, Hub: h}
 }
 
 // Token signs claims with the harness secret (HS256), for servers that do
@@ -200,6 +217,11 @@ type Handshake struct {
 	Header http.Header
 	// Subprotocols offered. Default: wsgate.v1.
 	Subprotocols []string
+	// Host replaces the Host header: a DNS-rebinding page's requests carry
+	// the attacker's name. Only DialRaw can send it (a client library sends
+	// the URL's host); Dial fails the test when it is set. Default: the
+	// server's address.
+	Host string
 }
 
 // NoOrigin as Handshake.Origin sends no Origin header.
@@ -210,6 +232,9 @@ const NoOrigin = "-"
 // The connection is closed when the test ends.
 func (s *Server) Dial(t testing.TB, h Handshake) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
+	if h.Host != "" {
+		t.Fatal("adversarial: Dial cannot send another Host; use DialRaw")
+	}
 	hdr := http.Header{}
 	for k, v := range h.Header {
 		hdr[k] = v
