@@ -84,25 +84,31 @@ func TestRefreshKeepsNothingTheNewTokenDoesNotGrant(t *testing.T) {
 	}
 	srv := Start(t, Config{Hub: func(o *hub.Options) { o.Rooms = policy }})
 	admin := []string{GlobalRole}
+	// Each case is another user, so that the connections of the cases
+	// before, which end in the background, cannot blur the presence seen.
+	// Her user room is kept and automatic in every case.
 	tests := []struct {
-		name          string
+		name, sub     string
 		after         jwt.MapClaims
 		lost, kept    []string
 		auto, refused []string // automatic after the refresh; joins refused after it
 	}{
-		{"tenant_change", jwt.MapClaims{"tenant_id": "t2", "roles": admin},
-			[]string{"tenant:t1", "doc:t1-plans"}, []string{"global", "user:mallory"},
-			[]string{"tenant:t2", "global", "user:mallory"}, []string{"tenant:t1", "doc:t1-plans"}},
-		{"role_change", jwt.MapClaims{"tenant_id": "t1", "roles": []string{"reader"}},
-			[]string{"global"}, []string{"tenant:t1", "doc:t1-plans", "user:mallory"},
-			[]string{"tenant:t1", "user:mallory"}, []string{"global"}},
-		{"tenant_and_role_change", jwt.MapClaims{"tenant_id": "t2", "roles": nil},
-			[]string{"tenant:t1", "doc:t1-plans", "global"}, []string{"user:mallory"},
-			[]string{"tenant:t2", "user:mallory"}, []string{"tenant:t1", "doc:t1-plans", "global"}},
+		{"tenant_change", "mallory1", jwt.MapClaims{"tenant_id": "t2", "roles": admin},
+			[]string{"tenant:t1", "doc:t1-plans"}, []string{"global"},
+			[]string{"tenant:t2", "global"}, []string{"tenant:t1", "doc:t1-plans"}},
+		{"role_change", "mallory2", jwt.MapClaims{"tenant_id": "t1", "roles": []string{"reader"}},
+			[]string{"global"}, []string{"tenant:t1", "doc:t1-plans"},
+			[]string{"tenant:t1"}, []string{"global"}},
+		{"tenant_and_role_change", "mallory3", jwt.MapClaims{"tenant_id": "t2", "roles": nil},
+			[]string{"tenant:t1", "doc:t1-plans", "global"}, nil,
+			[]string{"tenant:t2"}, []string{"tenant:t1", "doc:t1-plans", "global"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := srv.Connect(t, Token(t, jwt.MapClaims{"tenant_id": "t1", "roles": admin}))
+			self := room.User(tt.sub)
+			kept, auto := append(slices.Clone(tt.kept), self), append(slices.Clone(tt.auto), self)
+			tt.after["sub"] = tt.sub
+			c := srv.Connect(t, Token(t, jwt.MapClaims{"sub": tt.sub, "tenant_id": "t1", "roles": admin}))
 			if f := c.Call(map[string]any{"type": "join", "room": "doc:t1-plans"}); f.Type != "ack" {
 				t.Fatalf("join before the refresh: %+v", f)
 			}
@@ -110,19 +116,19 @@ func TestRefreshKeepsNothingTheNewTokenDoesNotGrant(t *testing.T) {
 			if f := c.Call(map[string]any{"type": "auth", "data": refresh}); f.Type != "ack" {
 				t.Fatalf("refresh: %+v", f)
 			}
-			if got := received(t, srv, c, append(slices.Clone(tt.lost), tt.kept...)); !sameSet(got, tt.kept) {
-				t.Fatalf("after the refresh, broadcasts reached her from %v; want %v only", got, tt.kept)
+			if got := received(t, srv, c, tt.sub, append(slices.Clone(tt.lost), kept...)); !sameSet(got, kept) {
+				t.Fatalf("after the refresh, broadcasts reached her from %v; want %v only", got, kept)
 			}
 			for _, name := range tt.refused {
 				ExpectError(t, c.Call(map[string]any{"type": "join", "room": name}), "FORBIDDEN")
 			}
-			for _, name := range tt.auto {
+			for _, name := range auto {
 				ExpectError(t, c.Call(map[string]any{"type": "leave", "room": name}), "FORBIDDEN")
 			}
 			for _, name := range tt.lost {
 				users, err := srv.Hub.Presence(context.Background(), name)
-				if err != nil || slices.Contains(users, "mallory") {
-					t.Fatalf("presence of %s: %v %v; want mallory gone", name, users, err)
+				if err != nil || slices.Contains(users, tt.sub) {
+					t.Fatalf("presence of %s: %v %v; want %s gone", name, users, err, tt.sub)
 				}
 			}
 		})
@@ -136,15 +142,16 @@ func TestRefreshKeepsNothingTheNewTokenDoesNotGrant(t *testing.T) {
 		} {
 			ExpectError(t, c.Call(map[string]any{"type": "auth", "data": map[string]any{"token": tok}}), "UNAUTHORIZED")
 		}
-		if got := received(t, srv, c, []string{"global", "user:alice", "tenant:t1"}); !sameSet(got, []string{"tenant:t1"}) {
+		if got := received(t, srv, c, "mallory", []string{"global", "user:alice", "tenant:t1"}); !sameSet(got, []string{"tenant:t1"}) {
 			t.Fatalf("broadcasts reached her from %v; want tenant:t1 only", got)
 		}
 	})
 }
 
-// received broadcasts one event to each room, then a marker to mallory,
-// and returns the rooms whose event reached c before the marker.
-func received(t *testing.T, srv *Server, c *Conn, rooms []string) []string {
+// received broadcasts one event to each room, then a marker to user sub,
+// and returns the rooms whose event reached c, sub's connection, before
+// the marker.
+func received(t *testing.T, srv *Server, c *Conn, sub string, rooms []string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
@@ -153,7 +160,7 @@ func received(t *testing.T, srv *Server, c *Conn, rooms []string) []string {
 			t.Fatal(err)
 		}
 	}
-	if err := srv.Hub.ToUser(ctx, "mallory", "marker", nil); err != nil {
+	if err := srv.Hub.ToUser(ctx, sub, "marker", nil); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

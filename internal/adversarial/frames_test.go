@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/wsgate/wsgate/hub"
 )
 
@@ -82,7 +84,7 @@ func TestFrameViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := srv.ConnectRaw(t, Token(t, nil))
+			c := srv.ConnectRaw(t, Token(t, jwt.MapClaims{"sub": tt.name})) // a user per case, like TestFloods
 			tt.send(c)
 			if err := c.Flush(); err != nil {
 				t.Fatal(err)
