@@ -6,12 +6,12 @@
 // (jwt_test.go), origin tricks (origin_test.go), DNS rebinding against the
 // hub's default origin check and malformed keys (handshake_test.go),
 // throttle spoofing through X-Forwarded-For (throttle_test.go), slowloris
-// (slowloris_test.go). On the socket: floods (flood_test.go) and RFC 6455
-// frame violations (frames_test.go). In the protocol: ambiguous envelopes
-// (envelope_test.go), pipelining around first-message authentication
-// (firstauth_test.go), handlers that ignore their deadline
-// (handlers_test.go), clients that never answer the close at shutdown
-// (shutdown_test.go). Rooms and identities: tenant escapes and look-alike
+// (slowloris_test.go). On the socket: floods and deflate bombs
+// (flood_test.go), RFC 6455 frame violations (frames_test.go). In the
+// protocol: ambiguous envelopes (envelope_test.go), pipelining around
+// first-message authentication (firstauth_test.go), handlers that ignore
+// their deadline (handlers_test.go), clients that never answer the close
+// at shutdown (shutdown_test.go). Rooms and identities: tenant escapes and look-alike
 // ids (tenant_test.go), escaping oneself by leaving one's rooms and
 // refreshes that hope to keep what the new token does not grant
 // (escape_test.go). Between nodes: Redis forgery and replay

@@ -1,12 +1,17 @@
 package adversarial
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/binary"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/hub"
 )
 
 // maxFlood bounds the frames one flood sends; every flood below is closed
@@ -107,4 +112,72 @@ func flood(c *RawConn, unit func(c *RawConn, i int)) <-chan int {
 		}
 	}()
 	return sent
+}
+
+// TestDeflateBombs attacks a server that opted in to permessage-deflate
+// with messages that are small on the wire and huge once inflated, whole
+// or cut into fragments, and with data that is not deflate at all. The
+// server inflates no further than its message limit: a bomb closes 1009,
+// garbage 1007, a compressed bit on a continuation 1002.
+func TestDeflateBombs(t *testing.T) {
+	srv := Start(t, Config{Hub: func(o *hub.Options) { o.Compression = true }})
+	bomb := deflate(t, make([]byte, 2<<20)) // 2 MiB of zeros, about 2 KiB on the wire
+	for _, tt := range []struct {
+		name string
+		send func(c *RawConn)
+		code int
+	}{
+		{"one_frame_inflating_to_2_MiB_closes_1009", func(c *RawConn) { c.Send(FIN|RSV1|OpText, bomb) }, 1009},
+		{"fragments_inflating_to_2_MiB_close_1009", func(c *RawConn) {
+			c.Send(RSV1|OpText, bomb[:len(bomb)/2])
+			c.Send(FIN|OpContinuation, bomb[len(bomb)/2:])
+		}, 1009},
+		{"data_that_is_not_deflate_closes_1007", func(c *RawConn) { c.Send(FIN|RSV1|OpText, []byte{0xff, 0xff, 0xff, 0xff}) }, 1007},
+		{"compressed_bit_on_a_continuation_closes_1002", func(c *RawConn) {
+			c.Send(RSV1|OpText, bomb[:16])
+			c.Send(FIN|RSV1|OpContinuation, bomb[16:32])
+		}, 1002},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, resp, err := srv.DialRaw(t, Handshake{
+				Token:  Token(t, jwt.MapClaims{"sub": "bomber-" + tt.name}),
+				Header: http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; client_no_context_takeover; server_no_context_takeover"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+				t.Fatalf("compression not negotiated (%q)", ext)
+			}
+			c.ReadFrame() // the welcome
+			tt.send(c)
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			closeFrame, before := c.ExpectClose(tt.code)
+			if len(before) > 0 {
+				t.Fatalf("answered before the close: %v", before)
+			}
+			c.AnswerClose(closeFrame)
+			c.ExpectEnd()
+		})
+	}
+}
+
+// deflate compresses p as a permessage-deflate message: raw DEFLATE
+// without the final empty block's 00 00 ff ff (RFC 7692 section 7.2.1).
+func deflate(t *testing.T, p []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, flate.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
 }
