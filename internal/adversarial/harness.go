@@ -317,6 +317,15 @@ type Frame struct {
 	Message string          `json:"message"`
 }
 
+// String returns the frame as JSON, for failure messages.
+func (f Frame) String() string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
 // Send writes v as one JSON text frame.
 func (c *Conn) Send(v any) {
 	c.t.Helper()
