@@ -27,6 +27,41 @@ func TestFrameViolations(t *testing.T) {
 	})
 	const marker = "smuggled<script>"
 	call := []byte(`{"type":"event","id":1,"event":"echo","data":"` + marker + `"}`)
+	tests := violations(call, marker)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := srv.ConnectRaw(t, Token(t, jwt.MapClaims{"sub": tt.name})) // a user per case, like TestFloods
+			tt.send(c)
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			closeFrame, before := c.ExpectClose(tt.code)
+			if len(before) > 0 {
+				t.Fatalf("answered before the close: %v", before)
+			}
+			if r := closeFrame.CloseReason(); strings.ContainsAny(r, "<\xff") || strings.Contains(r, "smuggled") || (tt.echo && r != "") {
+				t.Fatalf("close reason %q repeats what the client sent", r)
+			}
+			if !tt.echo {
+				c.AnswerClose(closeFrame)
+			}
+			c.ExpectEnd()
+		})
+	}
+	t.Run("only_the_genuine_call_runs", func(t *testing.T) {
+		c := srv.Connect(t, Token(t, nil))
+		if f := c.Call(map[string]any{"type": "event", "event": "echo", "data": "genuine"}); f.Type != "ack" {
+			t.Fatalf("a genuine call got %+v", f)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("the handler ran %d times; only the genuine call should have run it", n)
+		}
+	})
+}
+
+// violations returns the cases of TestFrameViolations: frames RFC 6455
+// forbids, most of them wrapped around call, a message carrying marker.
+func violations(call []byte, marker string) []violation {
 	closeWith := func(code uint16, reason string) []byte {
 		return append(binary.BigEndian.AppendUint16(nil, code), reason...)
 	}
@@ -82,35 +117,7 @@ func TestFrameViolations(t *testing.T) {
 			c.Send(FIN|OpClose, closeWith(code, ""))
 		}, code: 1002})
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := srv.ConnectRaw(t, Token(t, jwt.MapClaims{"sub": tt.name})) // a user per case, like TestFloods
-			tt.send(c)
-			if err := c.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			closeFrame, before := c.ExpectClose(tt.code)
-			if len(before) > 0 {
-				t.Fatalf("answered before the close: %v", before)
-			}
-			if r := closeFrame.CloseReason(); strings.ContainsAny(r, "<\xff") || strings.Contains(r, "smuggled") || (tt.echo && r != "") {
-				t.Fatalf("close reason %q repeats what the client sent", r)
-			}
-			if !tt.echo {
-				c.AnswerClose(closeFrame)
-			}
-			c.ExpectEnd()
-		})
-	}
-	t.Run("only_the_genuine_call_runs", func(t *testing.T) {
-		c := srv.Connect(t, Token(t, nil))
-		if f := c.Call(map[string]any{"type": "event", "event": "echo", "data": "genuine"}); f.Type != "ack" {
-			t.Fatalf("a genuine call got %+v", f)
-		}
-		if n := calls.Load(); n != 1 {
-			t.Fatalf("the handler ran %d times; only the genuine call should have run it", n)
-		}
-	})
+	return tests
 }
 
 // violation is one row of TestFrameViolations.

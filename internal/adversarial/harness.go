@@ -149,15 +149,26 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", guard.Chain(h, guards...))
+	addr := serve(t, mux, h, cfg.ReadHeaderTimeout, log)
+	origin := cfg.Origins[0]
+	if cfg.HubOriginCheck {
+		origin = "http://" + addr
+	}
+	return &Server{URL: "http://" + addr, Addr: addr, Origin: origin, Hub: h}
+}
+
+// serve serves handler on a loopback port until the test ends, then shuts
+// the hub and the server down, and returns the address.
+func serve(t testing.TB, handler http.Handler, h *hub.Hub, readHeaderTimeout time.Duration, log *slog.Logger) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("adversarial: %v", err)
 	}
-	rht := cfg.ReadHeaderTimeout
-	if rht == 0 {
-		rht = DefaultReadHeaderTimeout
+	if readHeaderTimeout == 0 {
+		readHeaderTimeout = DefaultReadHeaderTimeout
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: rht, MaxHeaderBytes: 32 << 10,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan struct{})
 	go func() {
@@ -171,12 +182,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		_ = srv.Shutdown(ctx)
 		<-served
 	})
-	addr := l.Addr().String()
-	origin := cfg.Origins[0]
-	if cfg.HubOriginCheck {
-		origin = "http://" + addr
-	}
-	return &Server{URL: "http://" + addr, Addr: addr, Origin: origin, Hub: h}
+	return l.Addr().String()
 }
 
 // Token signs claims with the harness secret (HS256), for servers that do
