@@ -51,6 +51,11 @@ type Config struct {
 	JWT *auth.JWTOptions
 	// Origins is the origin allowlist. Default: DefaultOrigin only.
 	Origins []string
+	// HubOriginCheck leaves guard's origin allowlist out and the hub's
+	// CheckOrigin unset, so that the hub's own default check answers, as
+	// in a service that embeds the hub without an allowlist; Dial's
+	// default origin is then the server's own loopback URL. Default false.
+	HubOriginCheck bool
 	// Throttle is the handshake throttle. Default: 10,000 attempts per
 	// minute, so that only attacks on the throttle meet it.
 	Throttle guard.ThrottleOptions
@@ -97,6 +102,9 @@ func Start(t testing.TB, cfg Config) *Server {
 	if len(cfg.Origins) == 0 {
 		cfg.Origins = []string{DefaultOrigin}
 	}
+	if cfg.HubOriginCheck && len(cfg.Origins) != 1 {
+		t.Fatal("adversarial: HubOriginCheck uses no origin allowlist")
+	}
 	origins, err := guard.NewOrigins(guard.OriginOptions{Allowed: cfg.Origins, Logger: log})
 	if err != nil {
 		t.Fatalf("adversarial: %v", err)
@@ -127,6 +135,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		Broker:        cfg.Broker,
 		Logger:        log,
 	}
+	guards := []func(http.Handler) http.Handler{throttle.Middleware, origins.Middleware, limits.Middleware}
+	if cfg.HubOriginCheck {
+		opts.CheckOrigin = nil
+		guards = []func(http.Handler) http.Handler{throttle.Middleware, limits.Middleware}
+	}
 	if cfg.Hub != nil {
 		cfg.Hub(&opts)
 	}
@@ -135,16 +148,27 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatalf("adversarial: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", guard.Chain(h, throttle.Middleware, origins.Middleware, limits.Middleware))
+	mux.Handle("GET /ws", guard.Chain(h, guards...))
+	addr := serve(t, mux, h, cfg.ReadHeaderTimeout, log)
+	origin := cfg.Origins[0]
+	if cfg.HubOriginCheck {
+		origin = "http://" + addr
+	}
+	return &Server{URL: "http://" + addr, Addr: addr, Origin: origin, Hub: h}
+}
+
+// serve serves handler on a loopback port until the test ends, then shuts
+// the hub and the server down, and returns the address.
+func serve(t testing.TB, handler http.Handler, h *hub.Hub, readHeaderTimeout time.Duration, log *slog.Logger) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("adversarial: %v", err)
 	}
-	rht := cfg.ReadHeaderTimeout
-	if rht == 0 {
-		rht = DefaultReadHeaderTimeout
+	if readHeaderTimeout == 0 {
+		readHeaderTimeout = DefaultReadHeaderTimeout
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: rht, MaxHeaderBytes: 32 << 10,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan struct{})
 	go func() {
@@ -158,8 +182,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		_ = srv.Shutdown(ctx)
 		<-served
 	})
-	addr := l.Addr().String()
-	return &Server{URL: "http://" + addr, Addr: addr, Origin: cfg.Origins[0], Hub: h}
+	return l.Addr().String()
 }
 
 // Token signs claims with the harness secret (HS256), for servers that do
@@ -200,6 +223,11 @@ type Handshake struct {
 	Header http.Header
 	// Subprotocols offered. Default: wsgate.v1.
 	Subprotocols []string
+	// Host replaces the Host header: a DNS-rebinding page's requests carry
+	// the attacker's name. Only DialRaw can send it (a client library sends
+	// the URL's host); Dial fails the test when it is set. Default: the
+	// server's address.
+	Host string
 }
 
 // NoOrigin as Handshake.Origin sends no Origin header.
@@ -210,6 +238,9 @@ const NoOrigin = "-"
 // The connection is closed when the test ends.
 func (s *Server) Dial(t testing.TB, h Handshake) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
+	if h.Host != "" {
+		t.Fatal("adversarial: Dial cannot send another Host; use DialRaw")
+	}
 	hdr := http.Header{}
 	for k, v := range h.Header {
 		hdr[k] = v
@@ -290,6 +321,15 @@ type Frame struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+}
+
+// String returns the frame as JSON, for failure messages.
+func (f Frame) String() string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // Send writes v as one JSON text frame.

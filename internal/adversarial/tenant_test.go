@@ -2,10 +2,15 @@ package adversarial
 
 import (
 	"context"
+	"net/http"
+	"regexp"
 	"testing"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/room"
 )
 
 // TestTenantEscapes has mallory, of tenant t2, try to reach tenant t1's
@@ -90,4 +95,62 @@ func TestUsersOutsideTheNameAlphabetAreReachable(t *testing.T) {
 	if f := other.Read(); f.Event != "marker" {
 		t.Fatalf("the look-alike id received %+v", f)
 	}
+}
+
+// TestLookAlikeIdentitiesStayApart: mallory holds genuine tokens whose sub
+// or tenant only look like alice's or tenant t1's (a Cyrillic а, a case
+// change, a trailing or zero-width space, a literal escape sequence),
+// hoping the server takes them for the real ones. Each is a user or tenant
+// of its own: the victim's rooms are refused to her, and what is sent to
+// the victim does not reach her. A deployment that wants such ids refused
+// outright sets JWTOptions.SubjectPattern, which the last case shows.
+func TestLookAlikeIdentitiesStayApart(t *testing.T) {
+	srv := Start(t, Config{})
+	for _, tt := range []struct {
+		name, sub, tenant string
+		victimUser        string // "" for a tenant look-alike
+		victimTenant      string
+	}{
+		{"cyrillic_a_in_the_user", "аlice", "t2", "alice", ""},
+		{"upper_case_user", "ALICE", "t2", "alice", ""},
+		{"trailing_space_in_the_user", "alice ", "t2", "alice", ""},
+		{"zero_width_space_in_the_user", "alice\u200b", "t2", "alice", ""},
+		{"escape_sequence_as_the_user", "auth0%7C42", "t2", "auth0|42", ""},
+		{"upper_case_tenant", "mallory", "T1", "", "t1"},
+		{"trailing_space_in_the_tenant", "mallory", "t1 ", "", "t1"},
+		{"escape_sequence_as_the_tenant", "mallory", "t1%7Cx", "", "t1|x"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := srv.Connect(t, Token(t, jwt.MapClaims{"sub": tt.sub, "tenant_id": tt.tenant}))
+			ctx, cancel := context.WithTimeout(context.Background(), Wait)
+			defer cancel()
+			var err error
+			if tt.victimUser != "" {
+				ExpectError(t, c.Call(map[string]any{"type": "join", "room": room.User(tt.victimUser)}), "FORBIDDEN")
+				err = srv.Hub.ToUser(ctx, tt.victimUser, "for.the.victim", nil)
+			} else {
+				ExpectError(t, c.Call(map[string]any{"type": "join", "room": room.Tenant(tt.victimTenant)}), "FORBIDDEN")
+				err = srv.Hub.ToTenant(ctx, tt.victimTenant, "for.the.victim", nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Her own message comes after the victim's: had that reached
+			// her, she would read it first.
+			if err := srv.Hub.ToUser(ctx, tt.sub, "for.her", nil); err != nil {
+				t.Fatal(err)
+			}
+			if f := c.Read(); f.Event != "for.her" {
+				t.Fatalf("got %+v, want only her own message", f)
+			}
+		})
+	}
+	t.Run("subject_pattern_refuses_look_alikes_before_the_upgrade", func(t *testing.T) {
+		strict := Start(t, Config{JWT: &auth.JWTOptions{HMACSecret: secret, SubjectPattern: regexp.MustCompile(`[a-z0-9]+`)}})
+		for _, sub := range []string{"аlice", "ALICE", "alice ", "alice\u200b", "auth0%7C42"} {
+			_, resp, err := strict.Dial(t, Handshake{Token: Token(t, jwt.MapClaims{"sub": sub})})
+			ExpectRefusal(t, resp, err, http.StatusUnauthorized, "UNAUTHORIZED")
+		}
+		strict.Connect(t, Token(t, jwt.MapClaims{"sub": "alice"}))
+	})
 }
