@@ -110,6 +110,9 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 			data = []byte("{}")
 		}
 		if data != nil {
+			if err := checkDataKeys(data, inType); err != nil {
+				return nil, err
+			}
 			if err := decodeStrict(data, in); err != nil {
 				return nil, err
 			}

@@ -152,7 +152,10 @@ type Options struct {
 	// ones close the connection with 1009. Default 64 KiB.
 	MaxMessageBytes int64
 	// HandlerTimeout bounds a handler; when it passes the client gets
-	// TIMEOUT. Default 5s.
+	// TIMEOUT. Default 5s. A handler that ignores its context and runs on
+	// keeps its user's admission slot until it returns, and while a user has
+	// 8 such handlers on a node, that user's further messages are answered
+	// TIMEOUT ("server busy") without running a handler.
 	HandlerTimeout time.Duration
 	// EventRate is the default per-connection, per-event limit, also applied
 	// to join, leave and auth. Default 10/s, burst 20. Handlers override it
