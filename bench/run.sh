@@ -22,6 +22,13 @@ if ! go build -tags redis -o results/bin/server ./cmd/server 2>results/build-red
   go build -o results/bin/server ./cmd/server
 fi
 go build -o results/bin/loadgen ./cmd/loadgen
+# socketio-node is Node's Socket.IO 4 server (node/server.mjs, versions
+# pinned by node/package-lock.json), installed once; without node or npm
+# that row is reported as skipped.
+if [ ! -d node/node_modules/socket.io ] && command -v npm >/dev/null; then
+  (cd node && npm ci --no-audit --no-fund) ||
+    echo "run.sh: npm ci in bench/node failed; socketio-node will be skipped" >&2
+fi
 
 # The wsgate revision measured: HEAD, and "+dirty" when the library's own
 # files differ from it (read-only git commands).

@@ -28,6 +28,7 @@ import (
 // dialect is how one contender's clients authenticate, wait to be ready and
 // phrase an echo request.
 type dialect struct {
+	path        string // request path of the upgrade; "/ws" when empty
 	subprotocol string // offered in Sec-WebSocket-Protocol, if any
 	bearer      bool   // send the token in Authorization
 	// hello is sent right after the upgrade (Centrifuge's connect command).
@@ -40,6 +41,10 @@ type dialect struct {
 	echo func(id uint64, ts int64) []byte
 	// pongJSON answers an application-level "{}" ping with "{}" (Centrifuge).
 	pongJSON bool
+	// sio: the connection speaks Socket.IO v5 over Engine.IO v4 (sio.go):
+	// hello is the CONNECT, sent when the Engine.IO open packet arrives,
+	// and the connection is ready at the CONNECT's answer.
+	sio bool
 }
 
 var dialects = map[string]*dialect{
@@ -71,6 +76,8 @@ var dialects = map[string]*dialect{
 			return fmt.Appendf(nil, `{"id":%d,"rpc":{"method":"echo","data":{"ets":%d}}}`, id+2, ts)
 		},
 	},
+	"socketio-node":   sioDialect,
+	"wsgate-socketio": sioDialect,
 }
 
 const (
@@ -88,8 +95,13 @@ type client struct {
 	d     *dialect
 	sink  *sink
 	first chan struct{} // closed at the first message (by the poller)
-	echoC chan int64    // "ets" values answered, for the RTT phase
-	gone  atomic.Bool   // the connection is over
+	hello []byte        // Socket.IO: the CONNECT to send at the open packet
+	// why says why the server ended a Socket.IO connection during setup;
+	// written before first is closed, read after.
+	why   string
+	echoC chan int64   // "ets" values answered, for the RTT phase
+	gone  atomic.Bool  // the connection is over
+	pongs atomic.Int64 // Socket.IO: Engine.IO pings answered
 
 	closeOnce sync.Once
 	wmu       sync.Mutex // guards wbuf and writes to fd
@@ -118,6 +130,9 @@ func dial(addr string, d *dialect, token string, s *sink, p *poller, timeout tim
 	}
 	defer conn.Close()
 	c := &client{fd: -1, d: d, sink: s, first: make(chan struct{}), echoC: make(chan int64, 1)}
+	if d.sio {
+		c.hello = d.hello(token)
+	}
 	br := bufio.NewReaderSize(conn, 4096)
 	if err := handshake(conn, br, addr, token, d, deadline); err != nil {
 		return nil, err
@@ -131,14 +146,14 @@ func dial(addr string, d *dialect, token string, s *sink, p *poller, timeout tim
 		b, _ := br.Peek(n)
 		if !c.consume(b) {
 			c.close()
-			return nil, errors.New("server closed the connection after the upgrade")
+			return nil, c.closedErr()
 		}
 	}
 	if err := p.add(c); err != nil {
 		c.close()
 		return nil, err
 	}
-	if d.hello != nil {
+	if d.hello != nil && !d.sio {
 		if err := c.write(opText, d.hello(token)); err != nil {
 			c.close()
 			return nil, err
@@ -152,10 +167,18 @@ func dial(addr string, d *dialect, token string, s *sink, p *poller, timeout tim
 			return nil, errors.New("no first message from the server")
 		}
 		if c.gone.Load() {
-			return nil, errors.New("server closed the connection after the upgrade")
+			return nil, c.closedErr()
 		}
 	}
 	return c, nil
+}
+
+// closedErr says why the server ended the connection during setup.
+func (c *client) closedErr() error {
+	if c.why != "" {
+		return errors.New(c.why)
+	}
+	return errors.New("server closed the connection after the upgrade")
 }
 
 // detach returns a non-blocking duplicate of conn's descriptor; the caller
@@ -188,8 +211,12 @@ func handshake(conn net.Conn, br *bufio.Reader, addr, token string, d *dialect, 
 	binary.LittleEndian.PutUint64(k[8:], rand.Uint64())
 	key := base64.StdEncoding.EncodeToString(k[:])
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n", addr, key, addr)
+	path := d.path
+	if path == "" {
+		path = "/ws"
+	}
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n", path, addr, key, addr)
 	if d.subprotocol != "" {
 		fmt.Fprintf(&b, "Sec-WebSocket-Protocol: %s\r\n", d.subprotocol)
 	}
@@ -315,8 +342,11 @@ func (c *client) consume(b []byte) bool {
 			c.msg = append(c.msg, p...)
 			if fin {
 				c.fragged = false
-				c.onMessage(c.msg)
+				ok := c.onMessage(c.msg)
 				c.msg = c.msg[:0]
+				if !ok {
+					return false
+				}
 			}
 		default:
 			if !fin {
@@ -324,7 +354,9 @@ func (c *client) consume(b []byte) bool {
 				c.msg = append(c.msg[:0], p...)
 				continue
 			}
-			c.onMessage(p)
+			if !c.onMessage(p) {
+				return false
+			}
 		}
 	}
 	if len(b) > maxMessage {
@@ -395,14 +427,26 @@ var (
 )
 
 // onMessage records every broadcast in p (Centrifuge may put several in one
-// frame, one per line) and hands an echo answer to the RTT phase.
-func (c *client) onMessage(p []byte) {
+// frame, one per line) and hands an echo answer to the RTT phase. It
+// reports false when the connection is over.
+func (c *client) onMessage(p []byte) bool {
 	now := time.Now().UnixNano()
+	if c.d.sio {
+		return c.onSIO(p, now)
+	}
 	c.markFirst()
 	if c.d.pongJSON && len(p) == 2 && p[0] == '{' && p[1] == '}' {
 		_ = c.write(opText, p)
-		return
+		return true
 	}
+	c.recordBroadcasts(p, now)
+	c.onEchoAnswer(p)
+	return true
+}
+
+// recordBroadcasts hands every broadcast payload in p, found by its send
+// timestamp "bts", to the sink.
+func (c *client) recordBroadcasts(p []byte, now int64) {
 	rest := p
 	for {
 		i := bytes.Index(rest, keyBTS)
@@ -417,6 +461,10 @@ func (c *client) onMessage(p []byte) {
 		}
 		c.sink.delivered(seq, now, bts)
 	}
+}
+
+// onEchoAnswer hands the "ets" of an echo answer in p to the RTT phase.
+func (c *client) onEchoAnswer(p []byte) {
 	if i := bytes.Index(p, keyETS); i >= 0 {
 		if ts, ok := parseInt(p[i+len(keyETS):]); ok {
 			select {

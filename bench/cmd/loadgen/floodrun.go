@@ -143,6 +143,10 @@ func runFloodContender(cfg config, fc floodConfig, sp spec, kinds []floodKind, l
 		row.Skipped = "one server process only"
 		return row
 	}
+	if dialects[sp.server].sio {
+		row.Skipped = "the floods are WebSocket frames of the native protocols"
+		return row
+	}
 	srv, err := startServer(cfg.serverBin, []string{"-contender=" + sp.server}, filepath.Join(cfg.outDir, "logs", "floods-"+sp.name+".log"))
 	if err != nil {
 		row.Err = err.Error()

@@ -36,6 +36,9 @@ type spec struct {
 	nodes  int    // server processes; more than one share a Redis
 	redis  bool
 	fanout bool // broadcasts and echo (bare only accepts and reads)
+	// node: the server is bench/node/server.mjs run by Node.js, not a
+	// -contender of the Go server binary.
+	node bool
 }
 
 var specs = []spec{
@@ -45,6 +48,10 @@ var specs = []spec{
 	{name: "centrifuge", server: "centrifuge", nodes: 1, fanout: true},
 	{name: "melody", server: "melody", nodes: 1, fanout: true},
 	{name: "wsgate-redis", server: "wsgate", nodes: 2, redis: true, fanout: true},
+	// Socket.IO clients (sio.go): Node's Socket.IO 4 server, and the
+	// wsgate hub of the wsgate row served through the socketio package.
+	{name: "socketio-node", server: "socketio-node", nodes: 1, fanout: true, node: true},
+	{name: "wsgate-socketio", server: "wsgate-socketio", nodes: 1, fanout: true},
 	// Not in the default list: what a server saves by returning from the
 	// HTTP handler after the upgrade (see BENCHMARKS.md).
 	{name: "bare-detached", server: "bare-detached", nodes: 1},
@@ -52,6 +59,7 @@ var specs = []spec{
 
 type config struct {
 	serverBin, redisBin, outDir, out string
+	nodeBin, nodeDir                 string
 	contenders                       []string
 	conns, dialConc                  int
 	settle                           time.Duration
@@ -74,6 +82,8 @@ func main() {
 	var contenders, rates, profile string
 	flag.StringVar(&cfg.serverBin, "server", "./server", "contender server binary (bench/cmd/server)")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary for wsgate-redis; the row is skipped if it is missing")
+	flag.StringVar(&cfg.nodeBin, "node", "node", "Node.js binary for socketio-node; the row is skipped if it is missing")
+	flag.StringVar(&cfg.nodeDir, "node-dir", "node", "directory of socketio-node's server.mjs and its node_modules (npm ci; run.sh does it)")
 	flag.StringVar(&contenders, "contenders", "bare,naive,wsgate,centrifuge,melody,wsgate-redis", "rows to run, in order")
 	flag.IntVar(&cfg.conns, "conns", 5000, "connections per contender (at most 10000: one generator process)")
 	flag.IntVar(&cfg.dialConc, "dial-concurrency", 32, "handshakes in flight while connecting")
@@ -177,6 +187,27 @@ func main() {
 	log.Printf("report written to %s", cfg.out)
 }
 
+// serverCommand is the command that runs sp's server, or why it cannot run
+// here (the row is then reported as skipped).
+func (cfg config) serverCommand(sp spec, args []string) (*exec.Cmd, string) {
+	if !sp.node {
+		return exec.Command(cfg.serverBin, args...), ""
+	}
+	bin, err := exec.LookPath(cfg.nodeBin)
+	if err != nil {
+		return nil, "node not found"
+	}
+	script := filepath.Join(cfg.nodeDir, "server.mjs")
+	if _, err := os.Stat(filepath.Join(cfg.nodeDir, "node_modules", "socket.io")); err != nil {
+		return nil, "socket.io not installed (npm ci in " + cfg.nodeDir + ")"
+	}
+	// --expose-gc lets /bench/stats?gc=1 collect before measuring, as the
+	// Go servers do.
+	cmd := exec.Command(bin, "--expose-gc", script)
+	cmd.Env = append(os.Environ(), "BENCH_JWT_SECRET="+string(benchauth.Secret))
+	return cmd, ""
+}
+
 // floodDefaults gives the flood measurement its own contenders and report
 // file unless the command line chose them.
 func floodDefaults(contenders, out *string, outDir string) {
@@ -221,6 +252,7 @@ type gen struct {
 type result struct {
 	Name          string
 	Nodes         int
+	Node          bool // a Node.js server: no goroutines, stacks or pprof
 	Conns         int
 	Err           string
 	Skipped       string
@@ -256,7 +288,8 @@ type latency struct {
 
 func (g *gen) run(sp spec, profiling bool) (res result) {
 	cfg := g.cfg
-	res = result{Name: sp.name, Nodes: sp.nodes}
+	res = result{Name: sp.name, Nodes: sp.nodes, Node: sp.node}
+	profiling = profiling && !sp.node // pprof is the Go servers'; Node has none
 	fail := func(format string, a ...any) result {
 		res.Err = fmt.Sprintf(format, a...)
 		return res
@@ -287,7 +320,12 @@ func (g *gen) run(sp spec, profiling bool) (res result) {
 			args = append(args, "-redis="+redisAddr)
 		}
 		logPath := filepath.Join(cfg.outDir, "logs", fmt.Sprintf("%s-%d.log", sp.name, n))
-		s, err := startServer(cfg.serverBin, args, logPath)
+		cmd, why := cfg.serverCommand(sp, args)
+		if why != "" {
+			res.Skipped = why
+			return res
+		}
+		s, err := startCommand(cmd, logPath)
 		if err != nil {
 			if sp.redis {
 				res.Skipped = "server could not use adapter/redis (see " + logPath + ")"

@@ -71,11 +71,17 @@ type server struct {
 // startServer runs bin with args, logs its output to logPath and waits for
 // its "ADDR host:port" line.
 func startServer(bin string, args []string, logPath string) (*server, error) {
+	return startCommand(exec.Command(bin, args...), logPath)
+}
+
+// startCommand runs cmd (a contender server not yet started), logs its
+// output to logPath and waits for its "ADDR host:port" line.
+func startCommand(cmd *exec.Cmd, logPath string) (*server, error) {
+	bin, args := cmd.Path, cmd.Args[1:]
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -113,8 +113,12 @@ func (r *report) markdown() string {
 		if bare != nil {
 			xr, xs = ratio(res.RSS, bare.RSS), ratio(res.SetupRate, bare.SetupRate)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.2f | %.0f | %s |\n", r.label(res), kib(res.RSS), xr, kib(res.RSSRaw),
-			kib(res.Heap), kib(res.Stack), res.Goroutines, res.SetupRate, xs)
+		stack, gor := kib(res.Stack), fmt.Sprintf("%.2f", res.Goroutines)
+		if res.Node {
+			stack, gor = "—", "—"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", r.label(res), kib(res.RSS), xr, kib(res.RSSRaw),
+			kib(res.Heap), stack, gor, res.SetupRate, xs)
 	}
 
 	fmt.Fprintf(&b, "\n### Fan-out to one room of every connection\n\n")
@@ -159,6 +163,7 @@ func (r *report) markdown() string {
 
 	b.WriteString("\n### Targets (docs: BRIEF.md, performance)\n\n")
 	r.targets(&b, bare, naive)
+	r.socketioTargets(&b)
 	return b.String()
 }
 
@@ -185,14 +190,38 @@ func (r *report) skipRow(res result, cols int) string {
 	return fmt.Sprintf("| %s | %s |%s\n", r.label(res), why, strings.Repeat(" |", cols-2))
 }
 
+func mark(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+// socketioTargets compares wsgate's Socket.IO mode with Node's Socket.IO
+// server and with wsgate's native protocol, where those rows ran.
+func (r *report) socketioTargets(b *strings.Builder) {
+	ws, nd, w := r.find("wsgate-socketio"), r.find("socketio-node"), r.find("wsgate")
+	if ws != nil && nd != nil {
+		fmt.Fprintf(b, "- Socket.IO: idle memory below Node's: %s vs %s (%.2f×) — %s\n", kib(ws.RSS), kib(nd.RSS), ws.RSS/nd.RSS, mark(ws.RSS < nd.RSS))
+		if ws.Sat != nil && nd.Sat != nil {
+			fmt.Fprintf(b, "- Socket.IO: fan-out ≥ 5× Node's: %.2f× (%.0f vs %.0f deliveries/s) — %s\n", ws.Sat.Rate/nd.Sat.Rate, ws.Sat.Rate, nd.Sat.Rate,
+				mark(ws.Sat.Rate >= 5*nd.Sat.Rate))
+		}
+	}
+	if ws != nil && w != nil {
+		fmt.Fprintf(b, "- Socket.IO: idle memory within 1.2× of native: %.2f× (%s vs %s) — %s\n", ws.RSS/w.RSS, kib(ws.RSS), kib(w.RSS), mark(ws.RSS <= 1.2*w.RSS))
+		if ws.Sat != nil && w.Sat != nil {
+			fmt.Fprintf(b, "- Socket.IO: fan-out within 1.2× of native: %.2f× native (%.0f vs %.0f deliveries/s) — %s\n", ws.Sat.Rate/w.Sat.Rate, ws.Sat.Rate, w.Sat.Rate,
+				mark(1.2*ws.Sat.Rate >= w.Sat.Rate))
+		}
+	}
+	if ws == nil && nd != nil && w != nil && w.Sat != nil && nd.Sat != nil {
+		fmt.Fprintf(b, "- (wsgate-socketio did not run) wsgate native against Node's Socket.IO: idle memory %.2f×, fan-out %.2f×\n", w.RSS/nd.RSS, w.Sat.Rate/nd.Sat.Rate)
+	}
+}
+
 func (r *report) targets(b *strings.Builder, bare, naive *result) {
 	w, cf, ml := r.find("wsgate"), r.find("centrifuge"), r.find("melody")
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**missed**"
-	}
 	if w == nil {
 		b.WriteString("wsgate did not run.\n")
 		return

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/bench/internal/benchauth"
+	"github.com/wsgate/wsgate/internal/testutil"
+)
+
+// nodeDir is bench/node, seen from this package's directory.
+const nodeDir = "../../node"
+
+// nodeServer starts the socketio-node contender (bench/node/server.mjs) as
+// the comparison does, with env added, and stops it by its PID at cleanup.
+// It installs the pinned socket.io with npm ci when node_modules is
+// missing, as run.sh does.
+func nodeServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "socket.io")); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = nodeDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", nodeDir, err, out)
+		}
+	}
+	cfg := config{nodeBin: "node", nodeDir: nodeDir}
+	cmd, why := cfg.serverCommand(spec{name: "socketio-node", server: "socketio-node", node: true}, nil)
+	if why != "" {
+		t.Fatalf("socketio-node cannot run: %s", why)
+	}
+	cmd.Env = append(cmd.Env, env...)
+	srv, err := startCommand(cmd, filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	return srv
+}
+
+func sioClient(t *testing.T, srv *server, s *sink, p *poller, user string) *client {
+	t.Helper()
+	tok, err := benchauth.Mint(user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dial(srv.addr, sioDialect, tok, s, p, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+func testPoller(t *testing.T) *poller {
+	t.Helper()
+	p, err := newPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	return p
+}
+
+// The Socket.IO client of the load generator, against Node's Socket.IO 4
+// server: what the socketio rows of the comparison rest on.
+func TestSocketIOClientAgainstNode(t *testing.T) {
+	t.Run("connects_with_the_token_then_counts_every_broadcast_and_gets_its_echo_acked", func(t *testing.T) {
+		srv := nodeServer(t)
+		s, p := &sink{}, testPoller(t)
+		var clients []*client
+		for i := range 3 {
+			clients = append(clients, sioClient(t, srv, s, p, "u"+string(rune('a'+i))))
+		}
+		if err := waitConns([]*server{srv}, len(clients), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		const broadcasts = 5
+		ph := newPhase(100, broadcasts, len(clients))
+		s.phase.Store(ph)
+		for i := range broadcasts {
+			if err := srv.broadcast(100+int64(i), time.Now().UnixNano(), 16); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range broadcasts {
+			if !ph.wait(100+int64(i), 10*time.Second) {
+				t.Fatalf("broadcast %d reached %d of %d clients", i, ph.counts[i].Load(), len(clients))
+			}
+		}
+		if n, stray := ph.n.Load(), s.stray.Load(); n != broadcasts*int64(len(clients)) || stray != 0 {
+			t.Fatalf("%d deliveries recorded, %d stray; want %d, 0", n, stray, broadcasts*len(clients))
+		}
+		// A double holds every integer up to 2^53 exactly: this one comes
+		// back from JavaScript unchanged.
+		const ets = 1_000_000_007
+		if err := clients[1].write(opText, sioDialect.echo(7, ets)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-clients[1].echoC:
+			if got != ets {
+				t.Fatalf("echo answered with ets %d, want %d", got, ets)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ack for the echo request")
+		}
+	})
+
+	t.Run("answers_engine_io_pings_so_the_server_keeps_the_connection", func(t *testing.T) {
+		// Without pongs the server would close the connection 200 ms after
+		// its first ping, long before the third.
+		srv := nodeServer(t, "BENCH_PING_INTERVAL_MS=100", "BENCH_PING_TIMEOUT_MS=100")
+		c := sioClient(t, srv, &sink{}, testPoller(t), "pinged")
+		testutil.Eventually(t, 10*time.Second, "three pings answered or the connection closed", func() bool {
+			return c.pongs.Load() >= 3 || c.gone.Load()
+		})
+		if c.gone.Load() {
+			t.Fatalf("the server closed the connection after %d pongs", c.pongs.Load())
+		}
+		st, err := srv.stats(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Conns != 1 {
+			t.Fatalf("the server counts %d connections, want 1", st.Conns)
+		}
+	})
+
+	t.Run("a_token_of_another_secret_is_a_connect_error", func(t *testing.T) {
+		srv := nodeServer(t)
+		forged := strings.Split(mustMint("forger"), ".")
+		forged[2] = strings.Repeat("A", len(forged[2])) // a signature that does not verify
+		_, err := dial(srv.addr, sioDialect, strings.Join(forged, "."), &sink{}, testPoller(t), 10*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "CONNECT_ERROR") || !strings.Contains(err.Error(), "Invalid token") {
+			t.Fatalf("dial with a forged token: %v; want CONNECT_ERROR Invalid token", err)
+		}
+	})
+}
