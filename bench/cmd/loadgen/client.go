@@ -446,7 +446,11 @@ func (c *client) onMessage(p []byte) bool {
 
 // recordBroadcasts hands every broadcast payload in p, found by its send
 // timestamp "bts", to the sink.
-func (c *client) recordBroadcasts(p []byte, now int64) {
+func (c *client) recordBroadcasts(p []byte, now int64) { c.sink.record(p, now) }
+
+// record counts every broadcast payload in p, found by its send timestamp
+// "bts", as delivered at now.
+func (s *sink) record(p []byte, now int64) {
 	rest := p
 	for {
 		i := bytes.Index(rest, keyBTS)
@@ -459,7 +463,7 @@ func (c *client) recordBroadcasts(p []byte, now int64) {
 		if j := bytes.Index(rest, keySeq); j >= 0 {
 			seq, _ = parseInt(rest[j+len(keySeq):])
 		}
-		c.sink.delivered(seq, now, bts)
+		s.delivered(seq, now, bts)
 	}
 }
 

@@ -70,6 +70,7 @@ type config struct {
 	rttConns, rttPerConn             int
 	rttInterval                      time.Duration
 	pad                              int
+	polling, pollBroadcasts          int
 	profile                          map[string]bool
 	profileDur                       time.Duration
 	passes                           int
@@ -96,6 +97,8 @@ func main() {
 	flag.IntVar(&cfg.rttConns, "rtt-conns", 100, "connections sending echo requests in the round-trip phase")
 	flag.IntVar(&cfg.rttPerConn, "rtt-requests", 20, "echo requests per connection, one at a time")
 	flag.DurationVar(&cfg.rttInterval, "rtt-interval", 200*time.Millisecond, "pause between a connection's requests (stays under wsgate's default 10/s event limit)")
+	flag.IntVar(&cfg.polling, "polling", 1000, "Socket.IO contenders: long-polling sessions measured on a server of their own after the WebSocket phases (0: none)")
+	flag.IntVar(&cfg.pollBroadcasts, "poll-broadcasts", 40, "broadcasts to every polling session, one in flight then ten in flight")
 	flag.IntVar(&cfg.pad, "payload", 64, "padding bytes in each broadcast")
 	flag.StringVar(&profile, "profile", "", "contenders to profile in the first pass, comma-separated: a heap profile at idle and a CPU profile during fan-out, saved in -results as <name>-idle.heap.pprof and <name>-fanout.cpu.pprof")
 	flag.IntVar(&cfg.passes, "passes", 1, "run every contender this many times, rotating the order, and report the median of each figure")
@@ -124,6 +127,9 @@ func main() {
 			log.Fatalf("loadgen: bad -rates entry %q", r)
 		}
 		cfg.rates = append(cfg.rates, v)
+	}
+	if cfg.polling < 0 || cfg.polling > 5000 || cfg.pollBroadcasts < 1 {
+		log.Fatal("loadgen: -polling must be 0..5000 (two sockets each at times) and -poll-broadcasts at least 1")
 	}
 	if cfg.conns < 1 || cfg.conns > 10000 {
 		log.Fatal("loadgen: -conns must be 1..10000 (file descriptors: one generator process holds every client)")
@@ -170,6 +176,13 @@ func main() {
 			res := g.run(sp, pass == 0 && cfg.profile[name])
 			if res.Err != "" {
 				log.Printf("%s: %s", name, res.Err)
+			}
+			if dialects[sp.server].sio && cfg.polling > 0 && res.Err == "" && res.Skipped == "" {
+				var err error
+				if res.Polling, err = g.runPolling(sp); err != nil {
+					res.PollingErr = err.Error()
+					log.Printf("%s polling: %v", name, err)
+				}
 			}
 			runs[name] = append(runs[name], res)
 		}
@@ -264,8 +277,10 @@ type result struct {
 	Sat           *fanout
 	Fixed         []*fanout // one per offered rate
 	RTT           *latency
-	Disconnected  int64 // connections the server ended during the run
-	Passes        int   // passes this row is the median of
+	Disconnected  int64       // connections the server ended during the run
+	Polling       *pollResult // Socket.IO contenders: long-polling sessions
+	PollingErr    string
+	Passes        int // passes this row is the median of
 	FailedPasses  int
 }
 

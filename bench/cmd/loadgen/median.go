@@ -32,6 +32,7 @@ func median(rs []result) result {
 		out.SetupFailures = max(out.SetupFailures, r.SetupFailures)
 		out.Disconnected = max(out.Disconnected, r.Disconnected)
 	}
+	out.Polling = medianPolling(ok)
 	if out.Sat != nil {
 		out.Sat = medianFanout(ok, func(r result) *fanout { return r.Sat })
 	}

@@ -88,7 +88,9 @@ func (p *poller) drop(c *client) {
 	delete(p.clients, int32(c.fd))
 	p.mu.Unlock()
 	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
-	c.markFirst()
 	c.sink.closed.Add(1)
+	// Closed before first is released, so that dial, woken by first,
+	// sees that the connection is over.
 	c.close()
+	c.markFirst()
 }

@@ -161,6 +161,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d |\n", r.label(res), ms(t.P50), ms(t.P95), ms(t.P99), ms(t.Max), t.Samples, t.Timeouts)
 	}
 
+	r.pollingMarkdown(&b)
+
 	b.WriteString("\n### Targets (docs: BRIEF.md, performance)\n\n")
 	r.targets(&b, bare, naive)
 	r.socketioTargets(&b)

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +145,87 @@ func TestSocketIOClientAgainstNode(t *testing.T) {
 		_, err := dial(srv.addr, sioDialect, strings.Join(forged, "."), &sink{}, testPoller(t), 10*time.Second)
 		if err == nil || !strings.Contains(err.Error(), "CONNECT_ERROR") || !strings.Contains(err.Error(), "Invalid token") {
 			t.Fatalf("dial with a forged token: %v; want CONNECT_ERROR Invalid token", err)
+		}
+	})
+}
+
+// The long-polling client of the -polling measurement, against Node's
+// Socket.IO 4 server.
+func TestPollingClientAgainstNode(t *testing.T) {
+	open := func(t *testing.T, srv *server, n int, s *sink) ([]*pollClient, *atomic.Int64) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		tr := &http.Transport{MaxIdleConnsPerHost: 2 * n}
+		var wg sync.WaitGroup
+		t.Cleanup(func() {
+			cancel()
+			wg.Wait()
+			tr.CloseIdleConnections()
+		})
+		var held, closed atomic.Int64
+		var pcs []*pollClient
+		for i := range n {
+			pc, err := openPolling(ctx, &http.Client{Transport: tr}, srv.addr, mustMint(fmt.Sprintf("poller-%d", i)), s, &held, &closed, &wg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcs = append(pcs, pc)
+		}
+		if err := waitHeld(&held, int64(n), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return pcs, &closed
+	}
+
+	t.Run("every_session_gets_every_broadcast_one_or_ten_in_flight", func(t *testing.T) {
+		srv := nodeServer(t)
+		s := &sink{}
+		const sessions = 4
+		open(t, srv, sessions, s)
+		if err := waitConns([]*server{srv}, sessions, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		g := &gen{cfg: config{stepTimeout: 10 * time.Second}}
+		for _, w := range []int{1, 10} {
+			f, err := g.measured(srv, s, sessions, 20, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Delivered != f.Expected || f.Expected != 20*sessions {
+				t.Fatalf("%d in flight: %d of %d delivered", w, f.Delivered, f.Expected)
+			}
+			if f.CPUPerDelivery <= 0 {
+				t.Fatalf("%d in flight: server CPU per delivery %v", w, f.CPUPerDelivery)
+			}
+		}
+		if st := s.stray.Load(); st != 0 {
+			t.Fatalf("%d deliveries outside a phase", st)
+		}
+	})
+
+	t.Run("answers_pings_so_the_session_lives_on", func(t *testing.T) {
+		srv := nodeServer(t, "BENCH_PING_INTERVAL_MS=100", "BENCH_PING_TIMEOUT_MS=200")
+		pcs, closed := open(t, srv, 1, &sink{})
+		testutil.Eventually(t, 10*time.Second, "three pings answered or the session ended", func() bool {
+			return pcs[0].pongs.Load() >= 3 || closed.Load() > 0
+		})
+		if closed.Load() > 0 {
+			t.Fatalf("the session ended after %d pongs", pcs[0].pongs.Load())
+		}
+	})
+
+	t.Run("a_forged_token_is_a_connect_error", func(t *testing.T) {
+		srv := nodeServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		var held, closed atomic.Int64
+		forged := mustMint("forger") + "x"
+		_, err := openPolling(ctx, &http.Client{}, srv.addr, forged, &sink{}, &held, &closed, &wg)
+		if err == nil || !strings.Contains(err.Error(), "CONNECT_ERROR") {
+			t.Fatalf("open with a forged token: %v; want CONNECT_ERROR", err)
 		}
 	})
 }
