@@ -1,5 +1,5 @@
 // Command server runs one contender of the comparison: a WebSocket endpoint
-// at /ws that does the benchmark's job (authenticate, put the connection in
+// at /ws (wsgate-socketio: /socket.io/) that does the benchmark's job (authenticate, put the connection in
 // one room, broadcast on command, answer an echo request) plus a control
 // API for the load generator:
 //
@@ -41,11 +41,17 @@ type contender interface {
 	Conns() int
 }
 
+// mounted is a contender served somewhere else than /ws.
+type mounted interface {
+	// Pattern is the ServeMux pattern of Handler.
+	Pattern() string
+}
+
 // Room is the single room every connection joins.
 const Room = "bench"
 
 func main() {
-	name := flag.String("contender", "wsgate", "bare | bare-detached | naive | wsgate | centrifuge | melody")
+	name := flag.String("contender", "wsgate", "bare | bare-detached | naive | wsgate | wsgate-socketio | centrifuge | melody")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback only)")
 	redisAddr := flag.String("redis", "", "wsgate only: Redis address for the adapter/redis broker (needs -tags redis)")
 	flag.Parse()
@@ -59,7 +65,11 @@ func main() {
 		log.Fatalf("server: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", c.Handler())
+	pattern := "/ws"
+	if m, ok := c.(mounted); ok {
+		pattern = m.Pattern()
+	}
+	mux.Handle(pattern, c.Handler())
 	mux.HandleFunc("/bench/stats", statsHandler(c))
 	mux.HandleFunc("/bench/broadcast", broadcastHandler(c))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -88,6 +98,8 @@ func newContender(name, redisAddr string) (contender, error) {
 		return newNaive(), nil
 	case "wsgate":
 		return newWsgate(redisAddr)
+	case "wsgate-socketio":
+		return newWsgateSocketIO()
 	case "centrifuge":
 		return newCentrifuge()
 	case "melody":
