@@ -40,14 +40,21 @@ type pollResult struct {
 	Closed    int64   // sessions that ended during the measurement
 }
 
+// pollPool is what the sessions of one measurement share.
+type pollPool struct {
+	hc     *http.Client
+	addr   string // the server's host:port
+	sink   *sink
+	held   atomic.Int64   // GETs sent and not yet answered
+	closed atomic.Int64   // sessions that ended
+	loops  sync.WaitGroup // the sessions' poll loops
+}
+
 // pollClient is one Engine.IO long-polling session.
 type pollClient struct {
-	url    string // the session's URL, with its sid
-	origin string
-	hc     *http.Client
-	sink   *sink
-	held   *atomic.Int64 // GETs sent and not yet answered, every client
-	pongs  atomic.Int64  // pings answered
+	pool  *pollPool
+	url   string       // the session's URL, with its sid
+	pongs atomic.Int64 // pings answered
 	// ready gets nil at the CONNECT's answer, or why the session ended
 	// before it; only its first value is taken.
 	ready chan error
@@ -61,12 +68,12 @@ func (pc *pollClient) settle(err error) {
 	}
 }
 
-// openPolling makes one session: the handshake GET, the CONNECT with the
-// token, then the poll loop in a goroutine of its own until ctx ends. It
-// returns once the CONNECT is answered.
-func openPolling(ctx context.Context, hc *http.Client, addr, token string, s *sink, held *atomic.Int64, closed *atomic.Int64, wg *sync.WaitGroup) (*pollClient, error) {
-	base := "http://" + addr + "/socket.io/?EIO=4&transport=polling"
-	pc := &pollClient{origin: "http://" + addr, hc: hc, sink: s, held: held, ready: make(chan error, 1)}
+// open makes one session: the handshake GET, the CONNECT with the token,
+// then the poll loop in a goroutine of its own until ctx ends. It returns
+// once the CONNECT is answered.
+func (pp *pollPool) open(ctx context.Context, token string) (*pollClient, error) {
+	base := "http://" + pp.addr + "/socket.io/?EIO=4&transport=polling"
+	pc := &pollClient{pool: pp, ready: make(chan error, 1)}
 	body, err := pc.do(ctx, http.MethodGet, base, "")
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -81,9 +88,9 @@ func openPolling(ctx context.Context, hc *http.Client, addr, token string, s *si
 	if _, err := pc.do(ctx, http.MethodPost, pc.url, fmt.Sprintf(`40{"token":%q}`, token)); err != nil {
 		return nil, fmt.Errorf("CONNECT: %w", err)
 	}
-	wg.Go(func() {
+	pp.loops.Go(func() {
 		pc.settle(pc.loop(ctx))
-		closed.Add(1)
+		pp.closed.Add(1)
 	})
 	select {
 	case err := <-pc.ready:
@@ -102,11 +109,11 @@ func (pc *pollClient) do(ctx context.Context, method, url, body string) (string,
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Origin", pc.origin)
+	req.Header.Set("Origin", "http://"+pc.pool.addr)
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	}
-	resp, err := pc.hc.Do(req)
+	resp, err := pc.pool.hc.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -124,9 +131,9 @@ func (pc *pollClient) do(ctx context.Context, method, url, body string) (string,
 // loop polls until the session or ctx ends, and says why it ended.
 func (pc *pollClient) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
-		pc.held.Add(1)
+		pc.pool.held.Add(1)
 		body, err := pc.do(ctx, http.MethodGet, pc.url, "")
-		pc.held.Add(-1)
+		pc.pool.held.Add(-1)
 		now := time.Now().UnixNano()
 		if err != nil {
 			return fmt.Errorf("poll: %w", err)
@@ -158,7 +165,7 @@ func (pc *pollClient) packet(ctx context.Context, p []byte, now int64) error {
 	case bytes.HasPrefix(p, []byte("41")):
 		return errors.New("the server disconnected the namespace")
 	case bytes.HasPrefix(p, []byte("42")) && bytes.HasPrefix(p[2:], benchEvent):
-		pc.sink.record(p[2:], now)
+		pc.pool.sink.record(p[2:], now)
 	}
 	return nil
 }
@@ -183,15 +190,14 @@ func (g *gen) runPolling(sp spec) (*pollResult, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * cfg.polling, IdleConnTimeout: 2 * time.Minute, DisableCompression: true}
-	var wg sync.WaitGroup
+	s := &sink{}
+	pp := &pollPool{hc: &http.Client{Transport: tr}, addr: srv.addr, sink: s}
 	defer func() {
 		cancel()
-		wg.Wait()
+		pp.loops.Wait()
 		tr.CloseIdleConnections()
 	}()
-	s := &sink{}
-	var held, closed atomic.Int64
-	n, took, err := g.openSessions(ctx, &http.Client{Transport: tr}, srv.addr, s, &held, &closed, &wg)
+	n, took, err := g.openSessions(ctx, pp)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +205,7 @@ func (g *gen) runPolling(sp spec) (*pollResult, error) {
 	if err := waitConns([]*server{srv}, n, time.Minute); err != nil {
 		return nil, err
 	}
-	if err := waitHeld(&held, int64(n), time.Minute); err != nil {
+	if err := pp.waitHeld(int64(n), time.Minute); err != nil {
 		return nil, err
 	}
 	time.Sleep(cfg.settle)
@@ -227,12 +233,12 @@ func (g *gen) runPolling(sp spec) (*pollResult, error) {
 			res.Ten = f
 		}
 	}
-	res.Closed = closed.Load()
+	res.Closed = pp.closed.Load()
 	return res, nil
 }
 
 // openSessions opens cfg.polling sessions, cfg.dialConc at a time.
-func (g *gen) openSessions(ctx context.Context, hc *http.Client, addr string, s *sink, held, closed *atomic.Int64, wg *sync.WaitGroup) (int, time.Duration, error) {
+func (g *gen) openSessions(ctx context.Context, pp *pollPool) (int, time.Duration, error) {
 	var next, opened, failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var dialers sync.WaitGroup
@@ -244,7 +250,7 @@ func (g *gen) openSessions(ctx context.Context, hc *http.Client, addr string, s 
 				if i >= g.cfg.polling {
 					return
 				}
-				if _, err := openPolling(ctx, hc, addr, g.tokens[i%len(g.tokens)], s, held, closed, wg); err != nil {
+				if _, err := pp.open(ctx, g.tokens[i%len(g.tokens)]); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, &err)
 					continue
@@ -262,11 +268,11 @@ func (g *gen) openSessions(ctx context.Context, hc *http.Client, addr string, s 
 }
 
 // waitHeld waits until want GETs are held.
-func waitHeld(held *atomic.Int64, want int64, d time.Duration) error {
+func (pp *pollPool) waitHeld(want int64, d time.Duration) error {
 	deadline := time.Now().Add(d)
-	for held.Load() < want {
+	for pp.held.Load() < want {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d GETs held after %v", held.Load(), want, d)
+			return fmt.Errorf("%d of %d GETs held after %v", pp.held.Load(), want, d)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

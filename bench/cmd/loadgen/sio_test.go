@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,29 +193,28 @@ func TestPollingClient(t *testing.T) {
 }
 
 func testPollingClient(t *testing.T, start func(*testing.T, ...string) *server) {
-	open := func(t *testing.T, srv *server, n int, s *sink) ([]*pollClient, *atomic.Int64) {
+	open := func(t *testing.T, srv *server, n int, s *sink) ([]*pollClient, *pollPool) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		tr := &http.Transport{MaxIdleConnsPerHost: 2 * n}
-		var wg sync.WaitGroup
+		pp := &pollPool{hc: &http.Client{Transport: tr}, addr: srv.addr, sink: s}
 		t.Cleanup(func() {
 			cancel()
-			wg.Wait()
+			pp.loops.Wait()
 			tr.CloseIdleConnections()
 		})
-		var held, closed atomic.Int64
 		var pcs []*pollClient
 		for i := range n {
-			pc, err := openPolling(ctx, &http.Client{Transport: tr}, srv.addr, mustMint(fmt.Sprintf("poller-%d", i)), s, &held, &closed, &wg)
+			pc, err := pp.open(ctx, mustMint(fmt.Sprintf("poller-%d", i)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			pcs = append(pcs, pc)
 		}
-		if err := waitHeld(&held, int64(n), 10*time.Second); err != nil {
+		if err := pp.waitHeld(int64(n), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		return pcs, &closed
+		return pcs, pp
 	}
 
 	t.Run("every_session_gets_every_broadcast_one_or_ten_in_flight", func(t *testing.T) {
@@ -248,11 +245,11 @@ func testPollingClient(t *testing.T, start func(*testing.T, ...string) *server) 
 
 	t.Run("answers_pings_so_the_session_lives_on", func(t *testing.T) {
 		srv := start(t, "BENCH_PING_INTERVAL_MS=100", "BENCH_PING_TIMEOUT_MS=200")
-		pcs, closed := open(t, srv, 1, &sink{})
+		pcs, pp := open(t, srv, 1, &sink{})
 		testutil.Eventually(t, 10*time.Second, "three pings answered or the session ended", func() bool {
-			return pcs[0].pongs.Load() >= 3 || closed.Load() > 0
+			return pcs[0].pongs.Load() >= 3 || pp.closed.Load() > 0
 		})
-		if closed.Load() > 0 {
+		if pp.closed.Load() > 0 {
 			t.Fatalf("the session ended after %d pongs", pcs[0].pongs.Load())
 		}
 	})
@@ -260,13 +257,10 @@ func testPollingClient(t *testing.T, start func(*testing.T, ...string) *server) 
 	t.Run("a_forged_token_is_a_connect_error", func(t *testing.T) {
 		srv := start(t)
 		ctx, cancel := context.WithCancel(context.Background())
+		pp := &pollPool{hc: &http.Client{}, addr: srv.addr, sink: &sink{}}
+		defer pp.loops.Wait()
 		defer cancel()
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer cancel()
-		var held, closed atomic.Int64
-		forged := mustMint("forger") + "x"
-		_, err := openPolling(ctx, &http.Client{}, srv.addr, forged, &sink{}, &held, &closed, &wg)
+		_, err := pp.open(ctx, mustMint("forger")+"x")
 		if err == nil || !strings.Contains(err.Error(), "CONNECT_ERROR") {
 			t.Fatalf("open with a forged token: %v; want CONNECT_ERROR", err)
 		}
