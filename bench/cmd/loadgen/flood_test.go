@@ -85,11 +85,15 @@ func TestFloodConnReportsHowTheServerEndedIt(t *testing.T) {
 		closed      bool
 		code        int
 		dropped     bool
+		anyEnd      bool // the server's end of the connection may be seen or not
 	}{
 		{name: "wsgate_closes_a_ping_flood_1008_then_ends_the_connection", addr: wsgateTarget, d: dialects["wsgate"],
 			kind: "pings", maxFrames: 1 << 40, closed: true, code: 1008, dropped: true},
+		// The hub ends a flooder's connection right after its close frame
+		// (once it has read 64 KiB more), which a flooder that stops at the
+		// frame sees or not depending on when it stops reading.
 		{name: "stopping_at_the_close_frame_still_reports_its_code", addr: wsgateTarget, d: dialects["wsgate"],
-			kind: "empty-continuations", stopAtClose: true, maxFrames: 1 << 40, closed: true, code: 1008},
+			kind: "empty-continuations", stopAtClose: true, maxFrames: 1 << 40, closed: true, code: 1008, anyEnd: true},
 		{name: "a_server_that_never_closes_is_flooded_up_to_the_frame_bound", addr: neverCloses, d: dialects["bare"],
 			kind: "junk", maxFrames: 20_000, closed: false, dropped: false},
 	}
@@ -102,7 +106,7 @@ func TestFloodConnReportsHowTheServerEndedIt(t *testing.T) {
 			}
 			lim := floodLimits{frames: tc.maxFrames, until: time.Now().Add(5 * time.Second), grace: 3 * time.Second, stopAtClose: tc.stopAtClose}
 			out := fc.flood(kind(t, tc.kind), lim, nil)
-			if out.closed != tc.closed || out.code != tc.code || out.dropped != tc.dropped {
+			if out.closed != tc.closed || out.code != tc.code || (out.dropped != tc.dropped && !tc.anyEnd) {
 				t.Fatalf("closed %v code %d dropped %v; want %v %d %v", out.closed, out.code, out.dropped, tc.closed, tc.code, tc.dropped)
 			}
 			if out.frames <= 0 || out.frames > tc.maxFrames+int64(floodBatch) {
