@@ -423,7 +423,8 @@ func (g *gen) run(sp spec, profiling bool) (res result) {
 		sat.GenCPUPerDelivery = float64(gen1-gen0) / 1e3 / float64(sat.Delivered)
 	}
 	res.Sat = sat
-	log.Printf("%s: saturation %.0f deliveries/s, p99 %v, %d/%d delivered", sp.name, sat.Rate, sat.P99, sat.Delivered, sat.Expected)
+	log.Printf("%s: saturation %.0f deliveries/s, %.2f µs server CPU each, p99 %v, %d/%d delivered, load %s", sp.name, sat.Rate, sat.CPUPerDelivery,
+		sat.P99, sat.Delivered, sat.Expected, loadAvg())
 
 	if profiling {
 		file := filepath.Join(cfg.outDir, sp.name+"-fanout.cpu.pprof")
