@@ -35,6 +35,12 @@ var _ bridge.Sink = (*socket)(nil)
 // Send implements bridge.Sink: the unit is queued on the session, whole or
 // not at all.
 func (k *socket) Send(class wire.Class, frames ...wire.Frame) wire.Result {
+	return k.SendBatch(nil, class, frames...)
+}
+
+// SendBatch implements bridge.Sink: a fan-out's WebSocket writers start in
+// one batch, as the hub's own connections' do.
+func (k *socket) SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame) wire.Result {
 	if len(frames) == 0 {
 		return wire.Queued // a message with no Socket.IO form (a reserved event name)
 	}
@@ -46,7 +52,7 @@ func (k *socket) Send(class wire.Class, frames ...wire.Frame) wire.Result {
 	case class == wire.Broadcast && !k.open:
 		return wire.NotOpen
 	}
-	switch err := k.sess.eng.Send(frames...); {
+	switch err := k.sess.eng.SendBatch(b, frames...); {
 	case err == nil:
 		if class == wire.Open {
 			k.open = true
@@ -59,10 +65,6 @@ func (k *socket) Send(class wire.Class, frames ...wire.Frame) wire.Result {
 	}
 }
 
-// SendBatch implements bridge.Sink: the session's writer needs no batch.
-func (k *socket) SendBatch(_ *wire.Batch, class wire.Class, frames ...wire.Frame) wire.Result {
-	return k.Send(class, frames...)
-}
 
 // Close implements bridge.Sink. A close a client must not undo by
 // reconnecting (a user disconnected by the server, a token that expired,

@@ -173,7 +173,12 @@ func (s *Session) handshake(t eio.Transport) eio.Handshake {
 // WebSocket to a client that asked for base64, binary frames become
 // base64 text frames. Text must not hold the record separator 0x1e
 // (JSON never does): polling could not carry it.
-func (s *Session) Send(frames ...wire.Frame) error {
+func (s *Session) Send(frames ...wire.Frame) error { return s.SendBatch(nil, frames...) }
+
+// SendBatch is Send for a fan-out: a WebSocket writer that must start is
+// added to b (see wire.Batch) instead of being handed to the writer pool on
+// its own. A nil b is Send.
+func (s *Session) SendBatch(b *wire.Batch, frames ...wire.Frame) error {
 	size, err := checkUnit(frames)
 	if err != nil {
 		return err
@@ -184,7 +189,7 @@ func (s *Session) Send(frames ...wire.Frame) error {
 	case s.state >= stateClosing:
 		return ErrClosed
 	case s.ws != nil:
-		switch s.ws.send(wire.Reply, frames) {
+		switch s.ws.send(b, wire.Reply, frames) {
 		case wire.Queued:
 			return nil
 		case wire.Full:
@@ -246,7 +251,7 @@ var (
 // queue's bounds (they are few and small).
 func (s *Session) sendEngineLocked(f wire.Frame) {
 	if s.ws != nil {
-		s.ws.send(wire.Reply, []wire.Frame{f})
+		s.ws.send(nil, wire.Reply, []wire.Frame{f})
 		return
 	}
 	s.queueLocked([]wire.Frame{f}, len(f.Payload))

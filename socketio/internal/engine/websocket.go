@@ -162,7 +162,7 @@ func (s *Session) flushQueueLocked() {
 	if len(s.queue) == 0 {
 		return
 	}
-	s.ws.send(wire.Reply, s.queue)
+	s.ws.send(nil, wire.Reply, s.queue)
 	clear(s.queue)
 	s.queue, s.queueBytes = nil, 0
 }
@@ -183,9 +183,12 @@ func (s *Session) probeFailed(c *wsConn) {
 
 // send queues a unit on the socket, turning binary frames into base64
 // text frames for a client that asked for them.
-func (c *wsConn) send(class wire.Class, frames []wire.Frame) wire.Result {
+func (c *wsConn) send(b *wire.Batch, class wire.Class, frames []wire.Frame) wire.Result {
 	if c.b64 {
 		frames = base64Frames(frames)
+	}
+	if b != nil {
+		return c.out.SendBatch(b, class, frames...)
 	}
 	return c.out.Send(class, frames...)
 }
