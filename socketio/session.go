@@ -67,7 +67,9 @@ type handshake struct {
 	rawQuery   string
 	host       string
 	remoteAddr string
-	header     http.Header
+	// header holds the kept headers as name, value pairs: an idle session
+	// should not pay for a map.
+	header []string
 }
 
 func keepHandshake(r *http.Request) handshake {
@@ -75,12 +77,16 @@ func keepHandshake(r *http.Request) handshake {
 		ctx: context.WithoutCancel(r.Context()), method: r.Method,
 		path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host, remoteAddr: r.RemoteAddr,
 	}
+	n := 0
 	for _, name := range keptHeaders {
-		if v := r.Header[name]; len(v) > 0 {
-			if h.header == nil {
-				h.header = make(http.Header, 4)
+		n += 2 * len(r.Header[name])
+	}
+	if n > 0 {
+		h.header = make([]string, 0, n)
+		for _, name := range keptHeaders {
+			for _, v := range r.Header[name] {
+				h.header = append(h.header, name, v)
 			}
-			h.header[name] = append([]string(nil), v...)
 		}
 	}
 	return h
@@ -95,12 +101,12 @@ func (h handshake) request() *http.Request {
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
-		Header:     h.header.Clone(),
+		Header:     make(http.Header, len(h.header)/2),
 		Host:       h.host,
 		RemoteAddr: h.remoteAddr,
 	}
-	if r.Header == nil {
-		r.Header = http.Header{}
+	for i := 0; i+1 < len(h.header); i += 2 {
+		r.Header[h.header[i]] = append(r.Header[h.header[i]], h.header[i+1])
 	}
 	return r.WithContext(h.ctx)
 }

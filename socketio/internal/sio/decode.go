@@ -16,9 +16,10 @@ import (
 // connection, as the reference server does on any decoding error.
 type Decoder struct {
 	lim Limits
-	// pending is the binary packet whose attachments are arriving; waiting
+	// pending is the binary packet whose attachments are arriving, on the
+	// heap only while one is (an idle connection keeps a Decoder); waiting
 	// is how many are still due (0: none pending).
-	pending Packet
+	pending *Packet
 	waiting int
 	size    int // attachment bytes received for pending
 }
@@ -40,7 +41,7 @@ func (d *Decoder) Pending() bool { return d.waiting > 0 }
 
 // Reset drops a partly received binary packet.
 func (d *Decoder) Reset() {
-	d.pending, d.waiting, d.size = Packet{}, 0, 0
+	d.pending, d.waiting, d.size = nil, 0, 0
 }
 
 // DecodeText decodes the payload of an Engine.IO text message (the "4" is
@@ -60,7 +61,9 @@ func (d *Decoder) DecodeText(text []byte) (Packet, bool, error) {
 		return p, true, nil
 	}
 	p.Attachments = make([][]byte, 0, n)
-	d.pending, d.waiting = p, n
+	pending := new(Packet)
+	*pending = p
+	d.pending, d.waiting = pending, n
 	return Packet{}, false, nil
 }
 
@@ -80,7 +83,7 @@ func (d *Decoder) DecodeBinary(data []byte) (Packet, bool, error) {
 	if d.waiting--; d.waiting > 0 {
 		return Packet{}, false, nil
 	}
-	p := d.pending
+	p := *d.pending
 	d.Reset()
 	return p, true, nil
 }
