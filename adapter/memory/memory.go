@@ -33,6 +33,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/wsgate/wsgate/adapter"
@@ -40,14 +41,14 @@ import (
 
 // Bus connects the brokers that share its topics, and keeps their streams.
 type Bus struct {
-	mu     sync.RWMutex // guards topics
-	topics map[string]map[*Broker]struct{}
+	mu     sync.RWMutex         // guards topics
+	topics map[string][]*Broker // the nodes subscribed to each topic: a slice, one or a few per topic
 	store  *store
 }
 
 // NewBus returns an empty bus.
 func NewBus() *Bus {
-	return &Bus{topics: make(map[string]map[*Broker]struct{}), store: newStore()}
+	return &Bus{topics: make(map[string][]*Broker), store: newStore()}
 }
 
 // Broker returns a new node's broker on the bus.
@@ -162,9 +163,7 @@ func (b *Bus) deliver(msg adapter.Message) {
 	var buf [8]*Broker
 	nodes := buf[:0]
 	b.mu.RLock()
-	for node := range b.topics[msg.Topic] {
-		nodes = append(nodes, node)
-	}
+	nodes = append(nodes, b.topics[msg.Topic]...)
 	b.mu.RUnlock()
 	for _, node := range nodes {
 		// A node's handler is set before its first Subscribe and never
@@ -191,12 +190,7 @@ func (m *Broker) Subscribe(ctx context.Context, topic string) error {
 	}
 	m.subs[topic] = struct{}{}
 	m.bus.mu.Lock()
-	nodes := m.bus.topics[topic]
-	if nodes == nil {
-		nodes = make(map[*Broker]struct{})
-		m.bus.topics[topic] = nodes
-	}
-	nodes[m] = struct{}{}
+	m.bus.topics[topic] = append(m.bus.topics[topic], m)
 	m.bus.mu.Unlock()
 	return nil
 }
@@ -257,8 +251,12 @@ func (b *Bus) remove(topic string, node *Broker) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	nodes := b.topics[topic]
-	delete(nodes, node)
+	if i := slices.Index(nodes, node); i >= 0 {
+		nodes = slices.Delete(nodes, i, i+1)
+	}
 	if len(nodes) == 0 {
 		delete(b.topics, topic)
+	} else {
+		b.topics[topic] = nodes
 	}
 }
