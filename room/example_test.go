@@ -109,3 +109,12 @@ func ExampleUser() {
 	// user:auth0%7C507f1f77bcf86cd799439011 true
 	// user:jos%C3%A9 true
 }
+
+// A user room's argument is the escaped id; Unescape gives the id back.
+func ExampleUnescape() {
+	name := room.User("auth0|507f1f77")
+	_, arg, _ := room.Parse(name)
+	id, err := room.Unescape(arg)
+	fmt.Println(name, id, err)
+	// Output: user:auth0%7C507f1f77 auth0|507f1f77 <nil>
+}

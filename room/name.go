@@ -3,6 +3,7 @@ package room
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/wsgate/wsgate/auth"
 )
@@ -66,6 +67,29 @@ func Escape(s string) string {
 		out = append(out, '%', hexDigits[c>>4], hexDigits[c&0xf])
 	}
 	return string(out)
+}
+
+// Unescape returns the id an argument stands for: Escape's inverse, so that
+// Unescape(Escape(id)) is id. An argument that is not Escape's spelling of
+// an id ("%7c" in lower case, "%61" for a plain 'a', a space) returns an
+// error wrapping ErrInvalidName.
+func Unescape(arg string) (string, error) {
+	if !validArg(arg) {
+		return "", fmt.Errorf("%w: argument must be 1 to %d bytes of [A-Za-z0-9._~@+-] or %%XX escapes", ErrInvalidName, maxArgBytes)
+	}
+	if strings.IndexByte(arg, '%') < 0 {
+		return arg, nil
+	}
+	out := make([]byte, 0, len(arg))
+	for i := 0; i < len(arg); i++ {
+		if arg[i] != '%' {
+			out = append(out, arg[i])
+			continue
+		}
+		out = append(out, byte(upperHex(arg[i+1])<<4|upperHex(arg[i+2])))
+		i += 2
+	}
+	return string(out), nil
 }
 
 // Parse splits a room name into its kind and its argument.

@@ -141,21 +141,18 @@ func TestEscape(t *testing.T) {
 	})
 }
 
-// unescape is Escape's inverse, for the tests: it decodes a valid argument.
+// unescape is Unescape, reporting success as a bool.
 func unescape(arg string) (string, bool) {
-	if !validArg(arg) {
-		return "", false
-	}
-	var out []byte
-	for i := 0; i < len(arg); i++ {
-		if arg[i] != '%' {
-			out = append(out, arg[i])
-			continue
+	id, err := Unescape(arg)
+	return id, err == nil
+}
+
+func TestUnescapeRefusesWhatIsNotAnEscape(t *testing.T) {
+	for _, arg := range []string{"", "a b", "%7c", "%61", "%", "%7", "a:b", strings.Repeat("a", maxArgLen+1)} {
+		if id, err := Unescape(arg); err == nil || !errors.Is(err, ErrInvalidName) {
+			t.Errorf("Unescape(%q) = %q, %v; want an error wrapping ErrInvalidName", arg, id, err)
 		}
-		out = append(out, byte(upperHex(arg[i+1])<<4|upperHex(arg[i+2])))
-		i += 2
 	}
-	return string(out), true
 }
 
 func FuzzParse(f *testing.F) {
