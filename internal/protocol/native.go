@@ -18,6 +18,9 @@ const (
 	MaxEventLen = 64
 	MaxRoomLen  = 128
 	MaxTokenLen = 16 << 10
+	// MaxEpochLen is the longest epoch a join's since may carry; the
+	// stores give out shorter ones.
+	MaxEpochLen = 64
 	// MaxID is the largest id a JavaScript client can send exactly (2^53-1).
 	MaxID = 1<<53 - 1
 )
@@ -77,8 +80,15 @@ func (Native) DecodeText(frame []byte) (Inbound, error) {
 		if env.room == "" || len(env.room) > MaxRoomLen || !utf8.ValidString(env.room) {
 			return in, invalid("room must be 1-128 bytes")
 		}
-		if env.event != "" || in.Data != nil {
-			return in, invalid("join and leave carry only a room")
+		if env.event != "" || (in.Data != nil && in.Kind == KindLeave) {
+			return in, invalid("leave carries only a room")
+		}
+		if in.Data != nil {
+			since, ok := scanJoinData(in.Data)
+			if !ok {
+				return in, invalid(`join data must be {"since":{"offset":N,"epoch":"E"}}`)
+			}
+			in.Since = &since
 		}
 		in.Room = env.room
 	case "auth":
@@ -221,6 +231,21 @@ func (Native) AppendWelcome(dst []byte, w Welcome) []byte {
 	dst = strconv.AppendInt(dst, w.ExpiresAt, 10)
 	dst = append(dst, `,"heartbeatMs":`...)
 	dst = strconv.AppendInt(dst, w.HeartbeatMS, 10)
+	if len(w.Positions) > 0 {
+		dst = append(dst, `,"positions":{`...)
+		for i, rp := range w.Positions {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, rp.Room)
+			dst = append(dst, `:{"offset":`...)
+			dst = strconv.AppendUint(dst, rp.Position.Offset, 10)
+			dst = append(dst, `,"epoch":`...)
+			dst = appendString(dst, rp.Position.Epoch)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, '}')
+	}
 	return append(dst, "}}"...)
 }
 

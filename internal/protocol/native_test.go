@@ -39,6 +39,24 @@ func TestDecode(t *testing.T) {
 		{"room_on_event_is_refused", `{"type":"event","event":"x","room":"r"}`, Inbound{}, true},
 		{"join_without_room_is_refused", `{"type":"join"}`, Inbound{}, true},
 		{"join_with_data_is_refused", `{"type":"join","room":"r","data":{}}`, Inbound{}, true},
+		{"join_with_since", `{"type":"join","id":4,"room":"r","data":{"since":{"offset":12,"epoch":"e1"}}}`,
+			Inbound{Kind: KindJoin, ID: 4, HasID: true, Room: "r", Since: &Position{Offset: 12, Epoch: "e1"},
+				Data: []byte(`{"since":{"offset":12,"epoch":"e1"}}`)}, false},
+		{"join_with_since_keys_in_either_order", `{"type":"join","room":"r","data":{ "since" : { "epoch" : "e" , "offset" : 0 } }}`,
+			Inbound{Kind: KindJoin, Room: "r", Since: &Position{Epoch: "e"}, Data: []byte(`{ "since" : { "epoch" : "e" , "offset" : 0 } }`)}, false},
+		{"join_with_null_data_has_no_since", `{"type":"join","room":"r","data":null}`, Inbound{Kind: KindJoin, Room: "r"}, false},
+		{"since_without_epoch_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1}}}`, Inbound{}, true},
+		{"since_without_offset_is_refused", `{"type":"join","room":"r","data":{"since":{"epoch":"e"}}}`, Inbound{}, true},
+		{"since_with_a_negative_offset_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":-1,"epoch":"e"}}}`, Inbound{}, true},
+		{"since_with_a_fractional_offset_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1.5,"epoch":"e"}}}`, Inbound{}, true},
+		{"since_offset_beyond_2_53_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":9007199254740992,"epoch":"e"}}}`, Inbound{}, true},
+		{"since_with_a_numeric_epoch_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1,"epoch":1}}}`, Inbound{}, true},
+		{"since_with_a_long_epoch_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1,"epoch":"` + strings.Repeat("e", MaxEpochLen+1) + `"}}}`, Inbound{}, true},
+		{"since_with_a_duplicate_key_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1,"offset":2,"epoch":"e"}}}`, Inbound{}, true},
+		{"since_with_an_unknown_key_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1,"epoch":"e","x":1}}}`, Inbound{}, true},
+		{"join_data_with_another_key_is_refused", `{"type":"join","room":"r","data":{"since":{"offset":1,"epoch":"e"},"x":1}}`, Inbound{}, true},
+		{"since_key_in_another_case_is_refused", `{"type":"join","room":"r","data":{"Since":{"offset":1,"epoch":"e"}}}`, Inbound{}, true},
+		{"leave_with_since_is_refused", `{"type":"leave","room":"r","data":{"since":{"offset":1,"epoch":"e"}}}`, Inbound{}, true},
 		{"auth_without_token_is_refused", `{"type":"auth","data":{}}`, Inbound{}, true},
 		{"auth_with_extra_field_is_refused", `{"type":"auth","data":{"token":"a","x":1}}`, Inbound{}, true},
 		{"id_survives_a_refusal", `{"type":"event","id":5,"event":"a b"}`, Inbound{ID: 5, HasID: true}, true},
@@ -108,7 +126,8 @@ func TestDecode(t *testing.T) {
 			}
 			if got.Kind != tc.want.Kind || got.ID != tc.want.ID || got.HasID != tc.want.HasID ||
 				got.Event != tc.want.Event || got.Room != tc.want.Room || got.Token != tc.want.Token ||
-				string(got.Data) != string(tc.want.Data) {
+				string(got.Data) != string(tc.want.Data) || (got.Since == nil) != (tc.want.Since == nil) ||
+				(got.Since != nil && *got.Since != *tc.want.Since) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -123,7 +142,10 @@ func TestEncodeProducesValidJSON(t *testing.T) {
 		"ack":     c.AppendAck(nil, 9, []byte(`[1]`)),
 		"error":   c.AppendError(nil, 3, true, "FORBIDDEN", "quote \" backslash \\ <tag> & \u2028 \x01 \xff"),
 		"welcome": c.AppendWelcome(nil, Welcome{ConnID: "c", UserID: "u\"", ExpiresAt: 5, HeartbeatMS: 25000}),
-		"bye":     c.AppendBye(nil, "shutdown"),
+		"welcome_with_positions": c.AppendWelcome(nil, Welcome{ConnID: "c", UserID: "u", Positions: []RoomPosition{
+			{Room: "user:u", Position: Position{Offset: 3, Epoch: "e\"<"}}, {Room: "tenant:t", Position: Position{Epoch: "f"}}}}),
+		"event_at": c.AppendEventAt(nil, "x", "tenant:t", Position{Offset: 9, Epoch: "e"}, []byte(`1`)),
+		"bye":      c.AppendBye(nil, "shutdown"),
 	}
 	for name, f := range frames {
 		t.Run(name, func(t *testing.T) {
@@ -135,6 +157,18 @@ func TestEncodeProducesValidJSON(t *testing.T) {
 				t.Fatalf("unescaped HTML-significant character in %s", f)
 			}
 		})
+	}
+	var w struct {
+		Data struct {
+			Positions map[string]struct {
+				Offset uint64
+				Epoch  string
+			}
+		}
+	}
+	if err := json.Unmarshal(frames["welcome_with_positions"], &w); err != nil || len(w.Data.Positions) != 2 ||
+		w.Data.Positions["user:u"].Offset != 3 || w.Data.Positions["user:u"].Epoch != "e\"<" || w.Data.Positions["tenant:t"].Epoch != "f" {
+		t.Fatalf("welcome positions = %+v (%v) from %s", w.Data.Positions, err, frames["welcome_with_positions"])
 	}
 	var e struct{ Message string }
 	_ = json.Unmarshal(frames["error"], &e)
@@ -154,6 +188,7 @@ func FuzzDecode(f *testing.F) {
 		`[]`, `null`, `{"type":"event","event":"x"} x`, "\xff",
 		`{"Type":"event","event":"x"}`, `{"type":"event","event":"x","event":"y"}`,
 		`{"type":"join","room":"\ud83d\ude00"}`, `{"type":"event","event":"a\u002Db","data":[1e5,-0.5,"\n",true,null]}`,
+		`{"type":"join","id":2,"room":"r","data":{"since":{"offset":12,"epoch":"e\u0031"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -178,6 +213,7 @@ func FuzzDecode(f *testing.F) {
 			if in.Room == "" || len(in.Room) > MaxRoomLen || !utf8.ValidString(in.Room) {
 				t.Fatalf("accepted room %q", in.Room)
 			}
+			sinceAsEncodingJSON(t, frame, in)
 		case KindAuth:
 			if in.Token == "" || len(in.Token) > MaxTokenLen {
 				t.Fatalf("accepted token of %d bytes", len(in.Token))
@@ -258,5 +294,30 @@ func BenchmarkAppendEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = Native{}.AppendEvent(buf[:0], "message:new", "conversation:1", data)
+	}
+}
+
+// sinceAsEncodingJSON checks a join's since against encoding/json: present
+// exactly when data is, on a join only, and read the same.
+func sinceAsEncodingJSON(t *testing.T, frame []byte, in Inbound) {
+	t.Helper()
+	if in.Since == nil {
+		if in.Data != nil {
+			t.Fatalf("accepted %q: data without since", frame)
+		}
+		return
+	}
+	if in.Kind != KindJoin {
+		t.Fatalf("accepted %q: since on a %s", frame, in.Kind)
+	}
+	var d struct {
+		Since struct {
+			Offset *uint64
+			Epoch  *string
+		}
+	}
+	if err := json.Unmarshal(in.Data, &d); err != nil || d.Since.Offset == nil || d.Since.Epoch == nil ||
+		*d.Since.Offset != in.Since.Offset || *d.Since.Epoch != in.Since.Epoch || in.Since.Offset > MaxID || len(in.Since.Epoch) > MaxEpochLen {
+		t.Fatalf("since of %q = %+v; encoding/json reads %+v (%v)", frame, *in.Since, d, err)
 	}
 }

@@ -122,6 +122,15 @@ type Welcome struct {
 	UserID      string
 	ExpiresAt   int64 // Unix seconds, 0 when the credential does not expire
 	HeartbeatMS int64 // server ping interval
+	// Positions are the tops of the automatic rooms that keep history, so
+	// that a client that receives nothing yet can still recover them.
+	Positions []RoomPosition
+}
+
+// RoomPosition is a room's position in a welcome.
+type RoomPosition struct {
+	Room     string
+	Position Position
 }
 
 // ErrInvalid is wrapped by every decode error: the frame is not a valid

@@ -150,6 +150,83 @@ func scanAuthData(data []byte) (string, bool) {
 	return token, s.eat('}') && s.i == len(s.b)
 }
 
+// scanJoinData returns the position of a join's data, which must be
+// {"since": {"offset": N, "epoch": "E"}}: every key spelled exactly and
+// present once, N an integer in [0, MaxID], E valid UTF-8 of at most
+// MaxEpochLen bytes.
+func scanJoinData(data []byte) (Position, bool) {
+	s := scanner{b: data}
+	if !s.eat('{') {
+		return Position{}, false
+	}
+	s.space()
+	raw, ok := s.rawString()
+	if !ok || string(raw) != "since" {
+		return Position{}, false
+	}
+	s.space()
+	if !s.eat(':') {
+		return Position{}, false
+	}
+	s.space()
+	p, ok := s.position()
+	if !ok {
+		return Position{}, false
+	}
+	s.space()
+	return p, s.eat('}') && s.i == len(s.b)
+}
+
+// position scans {"offset": N, "epoch": "E"}, in either order.
+func (s *scanner) position() (Position, bool) {
+	var p Position
+	if !s.eat('{') {
+		return p, false
+	}
+	var seen [2]bool
+	for n := 0; n < 2; n++ {
+		s.space()
+		if n > 0 && !s.eat(',') {
+			return p, false
+		}
+		s.space()
+		raw, ok := s.rawString()
+		if !ok {
+			return p, false
+		}
+		s.space()
+		if !s.eat(':') {
+			return p, false
+		}
+		s.space()
+		switch string(raw) {
+		case "offset":
+			var num []byte
+			if seen[0] || s.peek() == '-' {
+				return p, false
+			}
+			if num, ok = s.value(); ok {
+				p.Offset, ok = parseID(num)
+			}
+			seen[0] = true
+		case "epoch":
+			if seen[1] || s.peek() != '"' {
+				return p, false
+			}
+			p.Epoch, ok = s.str()
+			ok = ok && len(p.Epoch) <= MaxEpochLen && utf8.ValidString(p.Epoch)
+			seen[1] = true
+		default:
+			return p, false
+		}
+		if !ok {
+			return p, false
+		}
+	}
+	s.space()
+	return p, s.eat('}')
+}
+
 // scanner walks a JSON text. Every method leaves i after what it consumed
 // and reports false on input that is not valid JSON.
 type scanner struct {
