@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,12 +24,26 @@ const (
 // BroadcastOption modifies one broadcast.
 type BroadcastOption func(*broadcast)
 
-type broadcast struct{ except string }
+type broadcast struct{ except, key string }
 
 // Except leaves out the connection with id connID, on whichever node it is:
-// "everyone but the sender".
+// "everyone but the sender". In a room with history, a recovery on that
+// connection leaves the message out too; a new connection of the same
+// client (after a reconnect) is another connection, and recovers it.
 func Except(connID string) BroadcastOption {
 	return func(b *broadcast) { b.except = connID }
+}
+
+// Idempotent makes the broadcast happen once per key: a retry with the same
+// key to the same room, user, tenant or everyone within 2 minutes
+// (adapter.DefaultIdempotencyTTL) delivers nothing and returns nil, since
+// the first was delivered — across nodes with a shared broker. Use it when
+// a publish may be retried after an error that does not prove it failed (a
+// timeout, a broker that answered late). A key is at most
+// adapter.MaxIdempotencyKeyLen bytes; keys of different targets never
+// collide.
+func Idempotent(key string) BroadcastOption {
+	return func(b *broadcast) { b.key = key }
 }
 
 // Broadcast sends event with data to every member of room on every node. data
@@ -39,7 +54,7 @@ func (h *Hub) Broadcast(ctx context.Context, name, event string, data any, opts 
 	if !room.Valid(name) {
 		return fmt.Errorf("hub: broadcast: %w", room.ErrInvalidName)
 	}
-	return h.publish(ctx, topicRoomPrefix+name, name, event, data, opts)
+	return h.publish(ctx, h.routeOf(name), event, data, opts)
 }
 
 // ToUser sends event to every connection of userID on every node. It
@@ -49,7 +64,7 @@ func (h *Hub) ToUser(ctx context.Context, userID, event string, data any, opts .
 	if userID == "" {
 		return fmt.Errorf("hub: ToUser: empty user id")
 	}
-	return h.publish(ctx, topicUserPrefix+userID, "", event, data, opts)
+	return h.publish(ctx, h.userRoute(userID), event, data, opts)
 }
 
 // roomOf refuses the name of a room no connection can be in: a publish to
@@ -67,15 +82,23 @@ func (h *Hub) ToTenant(ctx context.Context, tenantID, event string, data any, op
 	if err != nil {
 		return err
 	}
-	return h.publish(ctx, topicRoomPrefix+name, "", event, data, opts)
+	r := h.routeOf(name)
+	if !r.keeps() {
+		// Without history the event is addressed to the tenant, not
+		// through its room; with history it carries the room's position.
+		r.room = ""
+	}
+	return h.publish(ctx, r, event, data, opts)
 }
 
 // ToAll sends event to every authenticated connection on every node.
 func (h *Hub) ToAll(ctx context.Context, event string, data any, opts ...BroadcastOption) error {
-	return h.publish(ctx, topicAll, "", event, data, opts)
+	return h.publish(ctx, route{topic: topicAll}, event, data, opts)
 }
 
-func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data any, opts []BroadcastOption) error {
+// publish sends an event along r: into its stream when it has one.
+func (h *Hub) publish(ctx context.Context, r route, event string, data any, opts []BroadcastOption) error {
+	topic, roomName := r.topic, r.room
 	if h.closing.Load() {
 		return ErrShuttingDown
 	}
@@ -93,7 +116,11 @@ func (h *Hub) publish(ctx context.Context, topic, roomName, event string, data a
 	}
 	payload := appendRelayMessage(make([]byte, 0, 64+len(b.except)+len(event)+len(roomName)+len(m.Data)+len(carrier)), b.except, &m, carrier)
 	start := time.Now()
-	_, err = h.broker.Publish(ctx, topic, payload, adapter.PublishOptions{})
+	_, err = h.broker.Publish(ctx, topic, payload, adapter.PublishOptions{Stream: r.stream, IdempotencyKey: b.key})
+	if errors.Is(err, adapter.ErrDuplicate) {
+		// The first publish with the key was delivered: so was this one.
+		err = nil
+	}
 	h.obs.Published(event, time.Since(start), err)
 	end(err)
 	return err

@@ -16,6 +16,7 @@ import (
 	"github.com/wsgate/wsgate/internal/bridge"
 	"github.com/wsgate/wsgate/internal/protocol"
 	"github.com/wsgate/wsgate/internal/wire"
+	"github.com/wsgate/wsgate/room"
 )
 
 // conn is one WebSocket connection. Who owns what:
@@ -52,6 +53,9 @@ type conn struct {
 
 	autoMu sync.Mutex // guards auto
 	auto   []string   // the automatic rooms, which the client cannot leave
+
+	histMu  sync.Mutex // guards cursors and what they hold (see recovery.go)
+	cursors []*cursor  // the rooms with history the connection receives
 
 	timerMu      sync.Mutex // guards the timers and awaitingPong
 	heartbeat    *time.Timer
@@ -213,6 +217,9 @@ func (c *conn) startReading(id *auth.Identity, st startState) bool {
 func (c *conn) establish(id auth.Identity) bool {
 	c.ident.Store(&id)
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
+	// Rooms with history are held back from before their subscription to
+	// after the welcome, which carries their tops.
+	holds := c.holdAuto(nil, c.h.userRoute(id.UserID))
 	if err := c.h.addUser(c, id.UserID); err != nil {
 		c.h.log.Error("subscribe_failed", c.meta.attrs(slog.String("reason", err.Error()))...)
 		c.setReason("subscribe_failed")
@@ -227,6 +234,9 @@ func (c *conn) establish(id auth.Identity) bool {
 	}
 	c.setAuto(auto)
 	for _, name := range auto {
+		if room.Valid(name) {
+			holds = c.holdAuto(holds, c.h.routeOf(name))
+		}
 		if err := c.h.join(c, name); err != nil {
 			c.h.log.Error("auto_join_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
 			c.setReason("auto_join_failed")
@@ -244,10 +254,19 @@ func (c *conn) establish(id auth.Identity) bool {
 	// The welcome goes out once the automatic rooms are joined (a client may
 	// act on it at once), and opens the connection to broadcasts in the same
 	// critical section: none queued while joining can precede it.
+	var positions []protocol.RoomPosition
+	if len(holds) > 0 {
+		positions = c.readTops(holds)
+		recoveryStep("positions")
+	}
 	c.sendClass(wire.Open, &protocol.Message{Kind: protocol.MsgWelcome, Welcome: protocol.Welcome{
 		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
 		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
+		Positions:   positions,
 	}})
+	if len(holds) > 0 {
+		c.releaseAuto(holds)
+	}
 	if fn := c.h.opts.OnConnect; fn != nil {
 		c.hook("OnConnect", func() { fn(c.info()) })
 	}

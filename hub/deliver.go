@@ -30,9 +30,15 @@ func (h *Hub) deliver(m adapter.Message) {
 		go h.membershipLocal(topic, rl.kind, rl.reason)
 		return
 	}
+	if !m.Pos.IsZero() {
+		rl.msg.Pos = protocol.Position(m.Pos)
+	}
 	end := h.opts.Tracer.Deliver(rl.carrier, topic, rl.msg.Event)
 	f := fanout{h: h, msg: &rl.msg, except: rl.except}
 	f.deliver(topic)
+	for _, rp := range f.repairs {
+		go h.repairGap(rp)
+	}
 	// Observers and tracers are user code: called once the locks are let go.
 	end(f.delivered)
 	h.obs.Delivered(f.delivered)
@@ -56,6 +62,7 @@ type fanout struct {
 	n      int
 
 	delivered, dropped, slow int
+	repairs                  []repair // gaps found, repaired once the locks are let go
 }
 
 type unit struct {
@@ -91,13 +98,23 @@ func (f *fanout) deliver(topic string) {
 // to queues the message for c. It runs under the room index's or the
 // connection table's read lock: nothing here calls user code.
 func (f *fanout) to(c *conn) {
+	if f.msg.Pos.Epoch != "" && f.msg.Room != "" {
+		f.toTracked(c)
+		return
+	}
 	if c.id == f.except {
 		return
 	}
+	f.queue(c)
+}
+
+// queue queues the message for c and reports whether it was.
+func (f *fanout) queue(c *conn) bool {
 	r := c.sink.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...)
 	switch r {
 	case wire.Queued:
 		f.delivered++
+		return true
 	case wire.Full:
 		if f.h.opts.SlowConsumer == Drop {
 			c.dropped.Add(1)
@@ -106,6 +123,7 @@ func (f *fanout) to(c *conn) {
 			f.slow++
 		}
 	}
+	return false
 }
 
 // encoded returns the message's frames for c's codec and compression.

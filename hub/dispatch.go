@@ -273,14 +273,25 @@ func (c *conn) clientJoin(in protocol.Inbound) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 	defer cancel()
-	err := c.h.opts.Rooms.CanJoin(ctx, c.identity(), in.Room)
+	err := c.mayJoin(ctx, in)
 	if err == nil {
-		err = c.h.join(c, in.Room)
+		if r := c.h.routeOf(in.Room); r.keeps() {
+			err = c.joinHistory(ctx, in, r)
+			if err == nil {
+				c.h.obs.MessageIn(verbJoin, "ok")
+				return
+			}
+		} else {
+			err = c.h.join(c, in.Room)
+		}
 	}
 	c.h.obs.MessageIn(verbJoin, joinOutcome(err))
 	switch {
 	case err == nil:
 		c.ack(in)
+	case errors.Is(err, auth.ErrTokenExpired):
+		c.h.log.Warn("join_token_expired", c.msgAttrs(slog.String("room", in.Room))...)
+		c.replyError(in, CodeTokenExpired, "token expired")
 	case errors.Is(err, room.ErrInvalidName):
 		c.replyError(in, CodeInvalidMessage, "invalid room name")
 	case errors.Is(err, room.ErrRoomLimit):
@@ -295,13 +306,30 @@ func (c *conn) clientJoin(in protocol.Inbound) {
 	}
 }
 
+// mayJoin applies the room policy to a join. A join with since (a
+// recovery) is checked like a fresh join, with the identity of the current
+// token, which must not have expired; the automatic rooms, which the server
+// chose for that identity, need no rule.
+func (c *conn) mayJoin(ctx context.Context, in protocol.Inbound) error {
+	id := c.identity()
+	if in.Since != nil {
+		if !id.ExpiresAt.IsZero() && !time.Now().Before(id.ExpiresAt) {
+			return auth.ErrTokenExpired
+		}
+		if c.isAuto(in.Room) {
+			return nil
+		}
+	}
+	return c.h.opts.Rooms.CanJoin(ctx, id, in.Room)
+}
+
 func joinOutcome(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
 	case errors.Is(err, room.ErrInvalidName):
 		return "invalid"
-	case errors.Is(err, room.ErrRoomLimit), errors.Is(err, room.ErrForbidden):
+	case errors.Is(err, room.ErrRoomLimit), errors.Is(err, room.ErrForbidden), errors.Is(err, auth.ErrTokenExpired):
 		return "forbidden"
 	default:
 		return "error"

@@ -163,6 +163,8 @@ type frame struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	Offset  *uint64         `json:"offset"`
+	Epoch   string          `json:"epoch"`
 }
 
 type client struct {

@@ -39,6 +39,9 @@ type Hub struct {
 
 	stuck stuckHandlers
 
+	streams map[string]adapter.StreamOptions // by room kind, from Options.History
+	reads   historyReads
+
 	handlersMu sync.RWMutex // guards handlers, middleware and validate's registrations
 	handlers   map[string]*handler
 	middleware []Middleware
@@ -58,6 +61,10 @@ func New(opts Options) (*Hub, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	streams, err := streamOptions(opts.History)
+	if err != nil {
+		return nil, err
+	}
 	h := &Hub{
 		opts:     opts,
 		log:      opts.Logger,
@@ -70,6 +77,7 @@ func New(opts Options) (*Hub, error) {
 		conns:    make(map[string]*conn),
 		users:    make(map[string][]*conn),
 		drained:  make(chan struct{}),
+		streams:  streams,
 	}
 	if h.broker == nil {
 		h.broker = memory.New()

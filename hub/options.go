@@ -129,6 +129,21 @@ type Options struct {
 	// node's connections.
 	Presence Presence
 
+	// History keeps the recent messages of the rooms of some kinds, keyed
+	// by kind ("user", "tenant", "conversation"…), so that a client that
+	// comes back recovers what it missed (docs/PROTOCOL.md): events of
+	// those rooms carry their offset and epoch, the welcome the tops of the
+	// automatic ones, and a join may ask for what came after a position.
+	// The history of "user" rooms is what ToUser and broadcasts to the
+	// room "user:<id>" sent; both reach the user by identity. New refuses a
+	// policy out of its bounds (see HistoryPolicy). Default: none, every
+	// room as without history.
+	History map[string]HistoryPolicy
+	// MaxRecovery is the most messages one recovery replays: a client that
+	// missed more is told it did not recover and reloads. Default
+	// DefaultMaxRecovery (300).
+	MaxRecovery int
+
 	// Broker carries broadcasts between nodes. Default: a new in-memory
 	// broker (one process), which Shutdown closes.
 	Broker adapter.Broker
@@ -209,7 +224,7 @@ func (o *Options) checkSigns() error {
 			return errors.New("hub: timeouts and intervals must not be negative")
 		}
 	}
-	for _, n := range []int{o.MaxRoomsPerConn, o.AbuseLimit, o.SendQueueMessages, o.SendQueueBytes, o.CompressionThreshold} {
+	for _, n := range []int{o.MaxRoomsPerConn, o.AbuseLimit, o.SendQueueMessages, o.SendQueueBytes, o.CompressionThreshold, o.MaxRecovery} {
 		if n < 0 {
 			return errors.New("hub: limits and sizes must not be negative")
 		}
@@ -255,6 +270,7 @@ func (o *Options) setDefaults() error {
 	defInt(&o.SendQueueMessages, 256)
 	defInt(&o.SendQueueBytes, 1<<20)
 	defInt(&o.CompressionThreshold, 1024)
+	defInt(&o.MaxRecovery, DefaultMaxRecovery)
 	defLimit(&o.EventRate, 10, 20)
 	defLimit(&o.MessageRate, 50, 100)
 	defLimit(&o.ClientPingRate, 1, 5)

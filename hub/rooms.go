@@ -49,6 +49,10 @@ func (h *Hub) leave(c *conn, name string) (left, last bool) {
 	if left && h.opts.Presence != nil {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
+	if left && h.routeOf(name).topic != topicUserPrefix+c.identity().UserID {
+		// What reaches c by identity keeps its cursor.
+		c.forgetCursor(name)
+	}
 	if last {
 		_ = h.subs.sync(topicRoomPrefix + name)
 	}
@@ -165,7 +169,8 @@ func (s *subscriptions) sync(topic string) error {
 // wanted reports whether this node has a connection topic is for.
 func (h *Hub) wanted(topic string) bool {
 	if name, ok := strings.CutPrefix(topic, topicRoomPrefix); ok {
-		return h.index.Count(name) > 0
+		// A user room with history travels on the user's topic.
+		return h.index.Count(name) > 0 && h.routeOf(name).topic == topic
 	}
 	if user, ok := strings.CutPrefix(topic, topicUserPrefix); ok {
 		h.connsMu.RLock()

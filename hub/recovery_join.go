@@ -1,0 +1,159 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/adapter"
+	"github.com/wsgate/wsgate/internal/protocol"
+)
+
+// joinAck is the data of the ack of a join of a room with history: the
+// room's top, and with since, whether the client recovered and how many
+// events follow the ack. Offset and Epoch are left out when the history
+// could not be read.
+type joinAck struct {
+	Offset    *uint64 `json:"offset,omitempty"`
+	Epoch     string  `json:"epoch,omitempty"`
+	Recovered *bool   `json:"recovered,omitempty"`
+	Missed    *int    `json:"missed,omitempty"`
+}
+
+// joinHistory joins c to a room with history (or stays in it) and answers
+// with the room's top; with in.Since, it recovers: the events c missed
+// follow the ack, all of them or none (recovered false), then the live
+// ones. The room's live messages for c are held back meanwhile.
+func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) error {
+	hb, err := c.holdRoom(ctx, r.room)
+	if err != nil {
+		return err
+	}
+	recoveryStep("held")
+	if err := c.h.join(c, r.room); err != nil {
+		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
+		return err
+	}
+	recoveryStep("joined")
+	var since *adapter.Position
+	if in.Since != nil {
+		p := adapter.Position(*in.Since)
+		since = &p
+	}
+	rd, rerr := c.h.readHistory(ctx, r, since)
+	recoveryStep("read")
+	known := rerr == nil && rd.res.Top.Epoch != ""
+	base := c.cursorPos(r.room)
+	var ack joinAck
+	if known {
+		base = protocol.Position(rd.res.Top)
+		ack.Offset, ack.Epoch = &base.Offset, base.Epoch
+	}
+	var entries []replayed
+	if since != nil {
+		c.histMu.Lock()
+		overflow := hb.overflow
+		c.histMu.Unlock()
+		ok := known && rd.res.Complete && !overflow
+		n := 0
+		if ok {
+			entries = rd.entries
+			n = c.missed(entries)
+		}
+		ack.Recovered, ack.Missed = &ok, &n
+		attrs := []any{slog.String("room", r.room), slog.Bool("recovered", ok), slog.Int("missed", n)}
+		if rerr != nil {
+			attrs = append(attrs, slog.String("error", rerr.Error()))
+		}
+		c.h.log.Info("recovery", c.msgAttrs(attrs...)...)
+	}
+	if in.HasID {
+		data, _ := json.Marshal(ack)
+		c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})
+	}
+	recoveryStep("acked")
+	c.replay(ctx, entries, base.Epoch)
+	recoveryStep("replayed")
+	c.releaseHeld(ctx, r.room, hb, base)
+	return nil
+}
+
+// testHookRecovery is a test hook, nil outside tests: the tests of the
+// merge of history with live messages set it to publish between every step
+// of a recovery. It is set before the hub starts and reset after it stops.
+var testHookRecovery atomic.Pointer[func(step string)]
+
+func recoveryStep(step string) {
+	if fn := testHookRecovery.Load(); fn != nil {
+		(*fn)(step)
+	}
+}
+
+// autoHold is an automatic room with history whose live messages are held
+// back until the welcome, which carries its top, is out.
+type autoHold struct {
+	r   route
+	hb  *holdback
+	top protocol.Position
+}
+
+// holdAuto starts holding back the live messages of a room with history
+// that the connection is about to receive without asking (its user room,
+// its automatic rooms); nil when the room keeps none.
+func (c *conn) holdAuto(holds []autoHold, r route) []autoHold {
+	if !r.keeps() || r.room == "" {
+		return holds
+	}
+	for _, a := range holds {
+		if a.r.room == r.room {
+			return holds
+		}
+	}
+	// A fresh connection has no recovery in progress: this does not wait.
+	hb, err := c.holdRoom(context.Background(), r.room)
+	if err != nil {
+		return holds
+	}
+	return append(holds, autoHold{r: r, hb: hb})
+}
+
+// readTops reads the top of every held room, concurrently, creating the
+// rooms' epochs so that a client that receives nothing yet can recover
+// later. A room whose top could not be read is left out of the welcome.
+func (c *conn) readTops(holds []autoHold) []protocol.RoomPosition {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range holds {
+		wg.Go(func() {
+			a := &holds[i]
+			rd, err := c.h.readHistory(ctx, a.r, nil)
+			if err != nil {
+				c.h.log.Warn("position_unknown", c.meta.attrs(slog.String("room", a.r.room), slog.String("error", err.Error()))...)
+				a.top = c.cursorPos(a.r.room)
+				return
+			}
+			a.top = protocol.Position(rd.res.Top)
+		})
+	}
+	wg.Wait()
+	var out []protocol.RoomPosition
+	for _, a := range holds {
+		if a.top.Epoch != "" {
+			out = append(out, protocol.RoomPosition{Room: a.r.room, Position: a.top})
+		}
+	}
+	return out
+}
+
+// releaseAuto lets the held rooms' live messages through, those newer than
+// the tops the welcome carried.
+func (c *conn) releaseAuto(holds []autoHold) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	defer cancel()
+	for _, a := range holds {
+		c.releaseHeld(ctx, a.r.room, a.hb, a.top)
+	}
+}
