@@ -26,6 +26,7 @@ type Broker struct {
 	sign    *signer        // nil without HMACKey
 	replay  *replayGuard   // nil without HMACKey
 	nodeID  string
+	streams *incarnations // the stream script's copies on the server processes
 	queue   chan inbound  // received messages waiting for the delivery goroutine
 	stop    chan struct{} // closed by Close
 	refresh chan struct{} // capacity 1: asks for a cluster topology reload
@@ -74,6 +75,7 @@ func New(opts Options) (*Broker, error) {
 		client:  client,
 		sign:    newSigner(o.HMACKey, id),
 		nodeID:  hex.EncodeToString(id[:]),
+		streams: newIncarnations(streamSrc, hex.EncodeToString(id[:]), o.Cluster),
 		queue:   make(chan inbound, o.DeliveryBuffer),
 		stop:    make(chan struct{}),
 		refresh: make(chan struct{}, 1),

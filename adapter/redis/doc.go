@@ -63,7 +63,8 @@
 // A topic's keys share its channel's hash slot, so each script touches one
 // slot of a Redis Cluster:
 //
-//	{<prefix><topic>}:m         hash: e (epoch), o (top offset); lives MetaTTL
+//	{<prefix><topic>}:m         hash: e (epoch), o (top offset), r (run_id
+//	                            of the server that wrote them); lives MetaTTL
 //	{<prefix><topic>}:s         stream: entry <offset>-0, fields t (Redis
 //	                            time, ms) and d (the signed payload); lives TTL
 //	{<prefix><topic>}:i:<hash>  the position of the first publish with an
@@ -92,20 +93,27 @@
 // changes when the position key is gone, whether it expired (MetaTTL after
 // the last publish or read), was evicted, flushed, or lost in a restart
 // without persistence. Clients holding the old epoch are told they cannot
-// recover. Eviction and restarts are reported by CheckStore, which New
-// calls once and logs.
+// recover.
 //
-// What is not detected is a position that goes back: Redis restarted from
-// an RDB snapshot or an AOF not fsynced on every write, or a replica
-// promoted before it received the last writes (replication is
-// asynchronous), resumes a topic at an older offset in the same epoch. The
-// messages published in the lost window are gone, and the next ones reuse
-// their offsets: a client that had received them may take the new ones for
-// duplicates, and a recovery may return them as if they were what it
-// missed. Against that: no persistence at all (every restart is then a new
-// epoch), or appendfsync always and no failover to a replica that lags.
-// The same holds for idempotency keys: a key lost in such a window lets a
-// retry through.
+// A position that went back is detected too. Redis restarted from an RDB
+// snapshot or an AOF not fsynced on every write, or a replica promoted
+// before it received the last writes (replication is asynchronous), holds
+// a topic's position as it was a moment before, and would give out again
+// offsets that clients already saw. So the position records the run_id of
+// the server process that wrote it, and a script run by another process
+// starts a new epoch. The cost: every restart and every failover starts a
+// new epoch for every topic, persistence or not, and no client recovers
+// across one; clients are told so and reload. Each node learns the run_id
+// without asking for it on every publish: it runs its own copy of the
+// script, loaded on one server process with EVAL (which then asks INFO,
+// once), and EVALSHA of that copy fails with NOSCRIPT anywhere else, since
+// Redis neither persists nor replicates loaded scripts. A Redis that keeps
+// scripts across restarts (none does today) would defeat the check.
+//
+// Idempotency keys survive what the persistence keeps: a key lost in a
+// crash, a failover or an eviction lets a retry through. Eviction, missing
+// or lossy persistence and replicas are reported by CheckStore, which New
+// calls once and logs.
 //
 // # During an outage
 //

@@ -24,12 +24,15 @@ import (
 //   - maxmemory is set and maxmemory-policy is not noeviction: every key
 //     the broker writes has a TTL, so volatile-* policies may evict them as
 //     well as allkeys-*;
-//   - there is no persistence: a restart loses every stream, position and
-//     idempotency key;
+//   - there is no persistence: a restart loses every idempotency key;
 //   - persistence is RDB snapshots or an AOF not fsynced on every write: a
-//     crash can restore a position older than what clients were sent;
+//     crash can lose the idempotency keys of its last second;
 //   - the master has replicas: replication is asynchronous, and a failover
 //     can do the same.
+//
+// Streams start a new epoch after any restart or failover whatever the
+// persistence (see the package documentation), so persistence does not
+// make recovery survive one; it keeps idempotency keys.
 func (b *Broker) CheckStore(ctx context.Context) ([]string, error) {
 	if b.closed.Load() {
 		return nil, errors.New("redis: broker closed")
@@ -111,14 +114,15 @@ func storeRisks(cfg map[string]string) []string {
 	aof, rdb := cfg["appendonly"] == "yes", strings.TrimSpace(cfg["save"]) != ""
 	switch {
 	case !aof && !rdb:
-		out = append(out, "no persistence (appendonly no, save \"\"): a restart loses every stream, position and idempotency key; "+
-			"every topic starts a new epoch, so no client recovers across it, and a publish retried across it may be delivered twice")
+		out = append(out, "no persistence (appendonly no, save \"\"): a restart loses every idempotency key, so a publish retried across it "+
+			"may be delivered twice (every topic starts a new epoch after any restart, so no client recovers across one)")
 	case !aof || cfg["appendfsync"] != "always":
-		out = append(out, "persistence ("+persistence(cfg)+") can lose the last writes in a crash: the restarted Redis may resume a topic's "+
-			"offsets below what clients were sent, in the same epoch, and a recovery may then return other messages under offsets a client already had")
+		out = append(out, "persistence ("+persistence(cfg)+") can lose the last writes in a crash: an idempotency key written then is lost, "+
+			"so a retry may be delivered twice (offsets cannot go back: the restarted server starts a new epoch for every topic)")
 	}
 	if n, _ := strconv.Atoi(cfg["connected_slaves"]); n > 0 && cfg["role"] == "master" {
-		out = append(out, strconv.Itoa(n)+" asynchronous replicas: a failover can lose the last writes, with the same effect on offsets as a crash")
+		out = append(out, strconv.Itoa(n)+" asynchronous replicas: a failover can lose the last writes (idempotency keys, the newest history), "+
+			"and every topic of the promoted replica starts a new epoch, so no client recovers across it")
 	}
 	return out
 }

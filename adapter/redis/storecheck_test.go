@@ -27,8 +27,8 @@ func TestCheckStore(t *testing.T) {
 		{"noeviction_is_no_risk", append([]string{"--maxmemory", "100mb", "--maxmemory-policy", "noeviction"}, durable...), nil},
 		{"allkeys_lru_may_evict", append([]string{"--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"}, durable...), []string{evicts}},
 		{"volatile_lru_may_evict_too_since_every_key_has_a_ttl", append([]string{"--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru"}, durable...), []string{evicts}},
-		{"rdb_snapshots_may_roll_positions_back", []string{"--save", "3600 1"}, []string{crash}},
-		{"an_aof_fsynced_every_second_may_roll_positions_back", []string{"--appendonly", "yes", "--appendfsync", "everysec"}, []string{crash}},
+		{"rdb_snapshots_may_lose_the_last_keys", []string{"--save", "3600 1"}, []string{crash}},
+		{"an_aof_fsynced_every_second_may_lose_the_last_keys", []string{"--appendonly", "yes", "--appendfsync", "everysec"}, []string{crash}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

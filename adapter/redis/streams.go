@@ -118,94 +118,96 @@ var slotTags = sync.OnceValue(func() *[numSlots]string {
 	return &tags
 })
 
-// publishSrc is the one command of a publish with a stream or an
-// idempotency key: it checks the key, assigns the offset, appends the entry
-// and publishes, atomically, so that pub/sub order is offset order.
+// streamSrc is the one command of a publish with a stream or an
+// idempotency key, and of a history read. A publish checks the key, assigns
+// the offset, appends the entry and publishes, atomically, so that pub/sub
+// order is offset order.
 //
 //	KEYS: meta, stream, [idempotency key]
-//	ARGV: channel, sealed payload, epoch to create, size (0: no stream),
-//	      ttl ms, meta ttl ms, idempotency ttl ms, PUBLISH or SPUBLISH
+//	ARGV: run_id of the server process (see incarnation.go; "": ask INFO),
+//	      then "p" and: channel, sealed payload, epoch to create,
+//	          size (0: no stream), ttl ms, meta ttl ms, idempotency ttl ms,
+//	          PUBLISH or SPUBLISH
+//	      or "h" and: since offset, since epoch, limit (0: none),
+//	          ttl ms (0: any age), epoch to create ("": none),
+//	          meta ttl ms (0: leave it)
 //
-// It returns {1, "offset:epoch"} or, for a key already used, {0, the
-// position stored with it}.
-var publishScript = newScript(`
-local idem = KEYS[3]
-if idem then
-  local first = redis.call('GET', idem)
-  if first then return {0, first} end
-end
-local pos, msg = '0:', nil
-if tonumber(ARGV[4]) > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local epoch = redis.call('HGET', KEYS[1], 'e')
-  if not epoch then
-    -- A stream left without its position belongs to a lost epoch.
-    epoch = ARGV[3]
-    redis.call('DEL', KEYS[2])
-    redis.call('HSET', KEYS[1], 'e', epoch)
-  end
-  local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-0', 't', now, 'd', ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  pos = offset .. ':' .. epoch
-  msg = '\1' .. pos .. ':' .. ARGV[2]
-else
-  msg = '\0' .. ARGV[2]
-end
-if idem then
-  redis.call('SET', idem, pos, 'PX', ARGV[7])
-end
-redis.call(ARGV[8], ARGV[1], msg)
-return {1, pos}
-`)
-
-// historySrc reads a topic's position and, when they can all be returned,
-// the entries after since, in one round trip.
+// A publish returns {1, "offset:epoch", run_id} or, for a key already used,
+// {0, the position stored with it, run_id}. A history read returns {top,
+// epoch, run_id} when the entries cannot all be returned, and {top, epoch,
+// run_id, 1, payload…} when they can.
 //
-//	KEYS: meta, stream
-//	ARGV: since offset, since epoch, limit (0: none), ttl ms (0: any age),
-//	      epoch to create ("": none), meta ttl ms (0: leave it)
-//
-// It returns {top, epoch} when the entries cannot all be returned, and
-// {top, epoch, 1, payload…} when they can.
-var historyScript = newScript(`
-local m = redis.call('HMGET', KEYS[1], 'e', 'o')
-local epoch, top = m[1], tonumber(m[2]) or 0
-if not epoch then
-  if ARGV[5] == '' then return {0, ''} end
-  epoch = ARGV[5]
+// The position is the topic's only while the process that wrote it runs:
+// another process (a restart, a failover) may hold an older copy of it, so
+// the script starts a new epoch then.
+const streamSrc = `
+local run = ARGV[1]
+if run == '' then
+  run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '?'
+end
+local function position(create)
+  local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'r')
+  if m[1] and m[3] == run then return m[1], tonumber(m[2]) or 0 end
+  if create == '' then return nil, 0 end
+  -- A stream left without its position belongs to a lost epoch.
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', create, 'o', 0, 'r', run)
+  return create, 0
 end
-if ARGV[6] ~= '0' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-end
-local since = tonumber(ARGV[1])
-if ARGV[2] ~= epoch or since > top then return {top, epoch} end
-local missed = top - since
-local limit = tonumber(ARGV[3])
-if limit > 0 and missed > limit then return {top, epoch} end
-if missed == 0 then return {top, epoch, 1} end
-local entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', top .. '-0')
-if #entries ~= missed then return {top, epoch} end
-local oldest = 0
-if tonumber(ARGV[4]) > 0 then
+local function millis()
   local t = redis.call('TIME')
-  oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4])
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local out = {top, epoch, 1}
+if ARGV[2] == 'p' then
+  local idem = KEYS[3]
+  if idem then
+    local first = redis.call('GET', idem)
+    if first then return {0, first, run} end
+  end
+  local pos, msg = '0:', nil
+  if tonumber(ARGV[6]) > 0 then
+    local epoch = position(ARGV[5])
+    local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[6], offset .. '-0', 't', millis(), 'd', ARGV[4])
+    redis.call('PEXPIRE', KEYS[2], ARGV[7])
+    redis.call('PEXPIRE', KEYS[1], ARGV[8])
+    pos = offset .. ':' .. epoch
+    msg = '\1' .. pos .. ':' .. ARGV[4]
+  else
+    msg = '\0' .. ARGV[4]
+  end
+  if idem then
+    redis.call('SET', idem, pos, 'PX', ARGV[9])
+  end
+  redis.call(ARGV[10], ARGV[3], msg)
+  return {1, pos, run}
+end
+local epoch, top = position(ARGV[7])
+if not epoch then return {0, '', run} end
+if ARGV[8] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+end
+local since = tonumber(ARGV[3])
+if ARGV[4] ~= epoch or since > top then return {top, epoch, run} end
+local missed = top - since
+local limit = tonumber(ARGV[5])
+if limit > 0 and missed > limit then return {top, epoch, run} end
+if missed == 0 then return {top, epoch, run, 1} end
+local entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', top .. '-0')
+if #entries ~= missed then return {top, epoch, run} end
+local oldest = 0
+if tonumber(ARGV[6]) > 0 then oldest = millis() - tonumber(ARGV[6]) end
+local out = {top, epoch, run, 1}
 for i, e in ipairs(entries) do
   local f, at, data = e[2], nil, nil
   for j = 1, #f, 2 do
     if f[j] == 't' then at = tonumber(f[j + 1]) elseif f[j] == 'd' then data = f[j + 1] end
   end
-  if e[1] ~= (since + i) .. '-0' or not at or not data or at < oldest then return {top, epoch} end
+  if e[1] ~= (since + i) .. '-0' or not at or not data or at < oldest then return {top, epoch, run} end
   out[#out + 1] = data
 end
 return out
-`)
+`
 
 // run executes sc on keys with EVALSHA, or EVAL when Redis does not have
 // it yet (after a restart or a failover).
@@ -242,13 +244,13 @@ func (b *Broker) publishScripted(ctx context.Context, channel string, sealed []b
 		cmd = "SPUBLISH"
 	}
 	// BinaryString avoids a copy: sealed is ours and never reused.
-	args := []string{channel, rueidis.BinaryString(sealed), adapter.NewEpoch(),
+	args := []string{"p", channel, rueidis.BinaryString(sealed), adapter.NewEpoch(),
 		strconv.Itoa(o.Stream.Size), ms(o.Stream.TTL), ms(o.Stream.MetaTTL), ms(o.IdempotencyTTL), cmd}
-	reply, err := publishScript.run(ctx, b.client, keys, args).ToArray()
+	reply, err := b.streams.run(ctx, b.client, slotOf(channel), keys, args)
 	if err != nil {
 		return adapter.Position{}, b.storeErr(err)
 	}
-	if len(reply) != 2 {
+	if len(reply) != 3 {
 		return adapter.Position{}, fmt.Errorf("redis: publish script returned %d values", len(reply))
 	}
 	fresh, err1 := reply[0].AsInt64()
@@ -297,8 +299,8 @@ func (b *Broker) History(ctx context.Context, topic string, q adapter.HistoryQue
 	if q.Stream.Enabled() {
 		create, ttl, metaTTL = adapter.NewEpoch(), ms(q.Stream.TTL), ms(q.Stream.MetaTTL)
 	}
-	args := []string{strconv.FormatUint(q.Since.Offset, 10), q.Since.Epoch, strconv.Itoa(q.Limit), ttl, create, metaTTL}
-	reply, err := historyScript.run(ctx, b.client, []string{meta, stream}, args).ToArray()
+	args := []string{"h", strconv.FormatUint(q.Since.Offset, 10), q.Since.Epoch, strconv.Itoa(q.Limit), ttl, create, metaTTL}
+	reply, err := b.streams.run(ctx, b.client, slotOf(channel), []string{meta, stream}, args)
 	if err != nil {
 		return adapter.HistoryResult{}, fmt.Errorf("redis: history %q: %w", topic, b.storeErr(err))
 	}
@@ -308,7 +310,7 @@ func (b *Broker) History(ctx context.Context, topic string, q adapter.HistoryQue
 // historyResult decodes the history script's reply and opens each entry.
 func (b *Broker) historyResult(channel string, since adapter.Position, reply []rueidis.RedisMessage) (adapter.HistoryResult, error) {
 	var res adapter.HistoryResult
-	if len(reply) < 2 {
+	if len(reply) < 3 {
 		return res, fmt.Errorf("redis: history script returned %d values", len(reply))
 	}
 	top, err1 := reply[0].AsInt64()
@@ -319,11 +321,11 @@ func (b *Broker) historyResult(channel string, since adapter.Position, reply []r
 	if epoch != "" {
 		res.Top = adapter.Position{Offset: uint64(top), Epoch: epoch}
 	}
-	if len(reply) < 3 {
+	if len(reply) < 4 {
 		return res, nil
 	}
-	entries := make([]adapter.Entry, 0, len(reply)-3)
-	for i, m := range reply[3:] {
+	entries := make([]adapter.Entry, 0, len(reply)-4)
+	for i, m := range reply[4:] {
 		sealed, err := m.ToString()
 		if err != nil {
 			return adapter.HistoryResult{Top: res.Top}, fmt.Errorf("redis: history script reply: %w", err)

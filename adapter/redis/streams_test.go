@@ -222,7 +222,7 @@ func TestStreamsOneCommandPerPublish(t *testing.T) {
 	}
 	// The first publish of room:c creates its epoch: one HSET and one DEL
 	// of a stream left behind.
-	want := map[string]int{"evalsha": n, "time": n, "hget": n, "hset": 1, "del": 1,
+	want := map[string]int{"evalsha": n, "time": n, "hmget": n, "hset": 1, "del": 1,
 		"hincrby": n, "xadd": n, "pexpire": 2 * n, "publish": n}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("commands for %d publishes: %v\nwant %v", n, got, want)
