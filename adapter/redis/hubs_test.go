@@ -182,3 +182,6 @@ func TestTwoHubsShareLimitsAndPresence(t *testing.T) {
 		b.presence("tenant:acme", "alice", "bob")
 	})
 }
+
+// Presence is the store hub.EraseUser erases presence from.
+var _ hub.PresenceEraser = (*redis.Presence)(nil)
