@@ -55,7 +55,9 @@ func Call[Out any](ctx context.Context, c *Client, event string, data any) (Out,
 }
 
 // Join joins room and remembers it: after a reconnect the client rejoins it
-// before calls resume. A refusal is a *ServerError (FORBIDDEN,
+// before calls resume. In a room whose history the server keeps, a rejoin
+// (after a reconnect, or a Join of a room the client has a position for)
+// recovers the events missed meanwhile, reported to Options.OnRecovery. A refusal is a *ServerError (FORBIDDEN,
 // ROOM_LIMIT_EXCEEDED, RATE_LIMITED...) and changes nothing. Rooms the
 // server joins by itself (user:, tenant:, global) need no Join. After
 // ErrTimeout or ErrDisconnected the outcome is unknown; Join is idempotent,
@@ -66,12 +68,39 @@ func (c *Client) Join(ctx context.Context, name string) error {
 	}
 	// The room is remembered by the reader when the ack arrives, before the
 	// connection can be seen to drop, so a rejoin never misses it.
-	_, err := c.request(ctx, outFrame{Type: "join", Room: name}, func() { c.remember(name) })
+	remember := func(json.RawMessage) { c.remember(name) }
+	if since, ok := c.Position(name); ok {
+		return c.rejoinWithHistory(ctx, name, since)
+	}
+	_, err := c.request(ctx, outFrame{Type: "join", Room: name}, remember)
 	return err
 }
 
-// Leave leaves room and forgets it at once, so that it is not rejoined even
-// if the leave itself fails.
+// rejoinWithHistory is Join of a room the client has a position for: it
+// recovers what came after it.
+func (c *Client) rejoinWithHistory(ctx context.Context, name string, since Position) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.opts.AckTimeout, ErrTimeout)
+	defer cancel()
+	for {
+		cn, err := c.waitConn(ctx)
+		if err != nil {
+			return err
+		}
+		if !cn.startRecovery(name, since) {
+			return nil // a recovery of the room is under way
+		}
+		err = cn.sendRecovery(ctx, name, since, func() { c.remember(name) })
+		if err == nil || !errors.Is(err, errUnsent) {
+			if err != nil {
+				cn.giveUp(name, err)
+			}
+			return err
+		}
+	}
+}
+
+// Leave leaves room and forgets it at once, with its position, so that it
+// is not rejoined even if the leave itself fails.
 func (c *Client) Leave(ctx context.Context, name string) error {
 	if !protocol.ValidRoom(name) {
 		return fmt.Errorf("client: invalid room name %q", name)
@@ -103,7 +132,7 @@ func (c *Client) Refresh(ctx context.Context, token string) error {
 // request sends f with an id on the current connection and waits for the
 // answer, all within the ack timeout. A connection found over before the
 // write is not a failure: the message waits for the next one.
-func (c *Client) request(ctx context.Context, f outFrame, onAck func()) (json.RawMessage, error) {
+func (c *Client) request(ctx context.Context, f outFrame, onAck func(json.RawMessage)) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.opts.AckTimeout, ErrTimeout)
 	defer cancel()
 	for {

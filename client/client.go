@@ -80,6 +80,9 @@ type Event struct {
 	Room string
 	// Data is the payload as sent; nil when there is none.
 	Data json.RawMessage
+	// Position is the event's place in its room's stream, for a room whose
+	// history the server keeps; zero otherwise.
+	Position Position
 }
 
 // Decode unmarshals the event's data into v; an event without data is an
@@ -116,6 +119,7 @@ type Client struct {
 	waiters int                 // calls waiting for a connection
 	wake    chan struct{}       // capacity 1: a waiter asks an idle supervisor to reconnect
 	rooms   map[string]struct{} // rooms the application joined: rejoined on every new connection
+	pos     map[string]Position // the position of every room with history: recovered from after a reconnect
 }
 
 // Dial connects to the hub and returns once the welcome arrived. It makes
@@ -136,6 +140,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		ready:     make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 		rooms:     make(map[string]struct{}),
+		pos:       make(map[string]Position),
 		cb:        dispatcher{max: opts.EventQueue},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -318,6 +323,7 @@ func (c *Client) remember(room string) {
 func (c *Client) forgetRoom(room string) {
 	c.mu.Lock()
 	delete(c.rooms, room)
+	delete(c.pos, room)
 	c.mu.Unlock()
 }
 

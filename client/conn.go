@@ -34,13 +34,16 @@ type inFrame struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	Offset  *uint64         `json:"offset"`
+	Epoch   string          `json:"epoch"`
 }
 
 type welcome struct {
-	ConnectionID string `json:"connectionId"`
-	UserID       string `json:"userId"`
-	ExpiresAt    int64  `json:"expiresAt"`
-	HeartbeatMS  int64  `json:"heartbeatMs"`
+	ConnectionID string              `json:"connectionId"`
+	UserID       string              `json:"userId"`
+	ExpiresAt    int64               `json:"expiresAt"`
+	HeartbeatMS  int64               `json:"heartbeatMs"`
+	Positions    map[string]Position `json:"positions"`
 }
 
 // conn is one WebSocket connection. Its reader goroutine (readLoop) owns the
@@ -65,12 +68,16 @@ type conn struct {
 	pending map[uint64]*pending // calls awaiting an answer; nil once the connection is over
 	err     error               // why the connection ended; the first reason wins
 	dog     *time.Timer         // heartbeat watchdog
+
+	recMu       sync.Mutex               // guards recovering; held while a recovering room's events are handed on
+	recovering  map[string]*roomRecovery // rooms being recovered on this connection
+	autoRecover []string                 // automatic rooms to recover once connected; set before the reader starts
 }
 
 // pending is a call waiting for its ack or error.
 type pending struct {
-	ch    chan reply // buffered: the reader never blocks on it
-	onAck func()     // run by the reader before the reply, see Join
+	ch    chan reply                 // buffered: the reader never blocks on it
+	onAck func(data json.RawMessage) // run by the reader before the reply, see Join
 }
 
 type reply struct {
@@ -132,6 +139,7 @@ func (c *Client) connect(ctx context.Context, refused string, cause error) (*con
 		ws.CloseNow()
 		return nil, tok, err
 	}
+	cn.prepareRecoveries()
 	for _, f := range cn.early {
 		if !cn.handle(f) {
 			ws.CloseNow()
@@ -255,7 +263,12 @@ func (cn *conn) handle(f inFrame) bool {
 			return c.cb.event(func() { c.opts.OnError(se) })
 		}
 	case "event":
-		if c.opts.OnEvent != nil {
+		switch {
+		case f.Event == recoverEvent && f.Room != "":
+			cn.recoverAsked(f)
+		case f.Offset != nil && f.Room != "":
+			return cn.onEvent(f)
+		case c.opts.OnEvent != nil:
 			ev := Event{Name: f.Event, Room: f.Room, Data: f.Data}
 			return c.cb.event(func() { c.opts.OnEvent(ev) })
 		}
@@ -281,13 +294,13 @@ func (cn *conn) resolve(id uint64, r reply) {
 		return
 	}
 	if r.err == nil && p.onAck != nil {
-		p.onAck()
+		p.onAck(r.data)
 	}
 	p.ch <- r
 }
 
 // call sends f with a fresh id and waits for its answer or ctx.
-func (cn *conn) call(ctx context.Context, f outFrame, onAck func()) (json.RawMessage, error) {
+func (cn *conn) call(ctx context.Context, f outFrame, onAck func(json.RawMessage)) (json.RawMessage, error) {
 	id := cn.c.nextID()
 	f.ID = &id
 	b, err := json.Marshal(f)

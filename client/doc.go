@@ -26,6 +26,16 @@
 // they are not replayed. Calls made while the client reconnects wait for
 // the connection, within their ctx and the ack timeout.
 //
+// In the rooms whose history the server keeps (hub.Options.History),
+// every event carries its position, and the client keeps the last one of
+// each room (Position). After a reconnect it rejoins those rooms, and its
+// automatic rooms, with that position: the server sends what was missed,
+// all of it or none, and Options.OnRecovery says which, per room. Events
+// of a room being recovered are held back meanwhile, so that the
+// application gets each event once and in order, live or recovered. When
+// the server finds a gap it cannot fill (its $recover event), the client
+// recovers the room the same way.
+//
 // The wait is exponential backoff with full jitter (see Backoff): attempt n
 // sleeps a random duration in [0, min(Max, Min·Multiplier^n)), so the clients of a
 // node that died come back spread over the window rather than all at once.

@@ -97,6 +97,15 @@ type Options struct {
 	// OnState receives every state change, in order with the events, on
 	// the same goroutine. Default: none.
 	OnState func(State)
+	// OnRecovery receives, per room whose history the server keeps, what
+	// came of each recovery: after a reconnect for every room the client
+	// is in (its automatic rooms included), after a Join of a room it has
+	// a position for, and when the server reports a gap it could not fill.
+	// Recovered false means events were lost: reload the room's state.
+	// It is called in order with the events, on the same goroutine: after
+	// the missed events of a room that recovered, before the next event of
+	// one that did not. Default: none.
+	OnRecovery func(Recovery)
 	// EventQueue bounds the events and errors waiting for OnEvent and
 	// OnError. Default 1024.
 	EventQueue int

@@ -171,6 +171,11 @@ func (c *Client) rejoin(cn *conn) (lost, err error) {
 	c.mu.Unlock()
 	slices.Sort(rooms)
 	var refusals []error
+	for _, r := range cn.autoRecover {
+		if err := c.rejoinOne(cn, r); err != nil && !isServerError(err) {
+			return nil, err
+		}
+	}
 	for _, r := range rooms {
 		err := c.rejoinOne(cn, r)
 		var se *ServerError
@@ -197,11 +202,29 @@ func (c *Client) rejoin(cn *conn) (lost, err error) {
 }
 
 // rejoinOne joins one room, pausing when the server's join rate limit
-// bites: many rooms are more joins than its burst allows.
+// bites: many rooms are more joins than its burst allows. A room the
+// client has a position for is recovered from it, its events held back
+// meanwhile (an automatic room's since the welcome).
 func (c *Client) rejoinOne(cn *conn, room string) error {
+	since, recovering := c.Position(room)
+	if recovering && !cn.startRecovery(room, since) {
+		// An automatic room prepareRecoveries started.
+		cn.recMu.Lock()
+		rr := cn.recovering[room]
+		cn.recMu.Unlock()
+		if rr == nil || rr.acked {
+			return nil
+		}
+		since = rr.since
+	}
 	for try := 0; ; try++ {
 		ctx, cancel := context.WithTimeoutCause(c.ctx, c.opts.AckTimeout, ErrTimeout)
-		_, err := cn.call(ctx, outFrame{Type: "join", Room: room}, nil)
+		var err error
+		if recovering {
+			err = cn.sendRecovery(ctx, room, since, nil)
+		} else {
+			_, err = cn.call(ctx, outFrame{Type: "join", Room: room}, nil)
+		}
 		cancel()
 		var se *ServerError
 		if errors.As(err, &se) && se.Code == protocol.CodeRateLimited && try < 5 {
@@ -210,6 +233,14 @@ func (c *Client) rejoinOne(cn *conn, room string) error {
 			}
 			continue
 		}
+		if err != nil && recovering {
+			cn.giveUp(room, err)
+		}
 		return err
 	}
+}
+
+func isServerError(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se)
 }
