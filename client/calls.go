@@ -68,7 +68,10 @@ func (c *Client) Join(ctx context.Context, name string) error {
 	}
 	// The room is remembered by the reader when the ack arrives, before the
 	// connection can be seen to drop, so a rejoin never misses it.
-	remember := func(json.RawMessage) { c.remember(name) }
+	remember := func(ack json.RawMessage) {
+		c.remember(name)
+		c.joined(name, ack)
+	}
 	if since, ok := c.Position(name); ok {
 		return c.rejoinWithHistory(ctx, name, since)
 	}

@@ -89,6 +89,20 @@ func (c *Client) advance(room string, p Position) bool {
 	return true
 }
 
+// joined records the top a plain join's ack gives for a room with
+// history, unless the room's events arrived first.
+func (c *Client) joined(room string, ack json.RawMessage) {
+	var a joinAck
+	if json.Unmarshal(ack, &a) != nil || a.Offset == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pos[room]; !ok {
+		c.pos[room] = Position{Offset: *a.Offset, Epoch: a.Epoch}
+	}
+}
+
 func (c *Client) setPosition(room string, p Position) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -148,6 +148,10 @@ func TestReconnectRecoversWhatWasMissed(t *testing.T) {
 	if err := c.Join(context.Background(), "chat:1"); err != nil {
 		t.Fatal(err)
 	}
+	// The join's ack gives the room's top: nothing yet, but a position.
+	if p, ok := c.Position("chat:1"); !ok || p.Offset != 0 || p.Epoch == "" {
+		t.Fatalf("position after the join = %+v, %v", p, ok)
+	}
 	var n counter
 	n.toRoom(t, a, 3)
 	n.toUser(t, a, 2)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -223,7 +224,7 @@ func (c *Client) rejoinOne(cn *conn, room string) error {
 		if recovering {
 			err = cn.sendRecovery(ctx, room, since, nil)
 		} else {
-			_, err = cn.call(ctx, outFrame{Type: "join", Room: room}, nil)
+			_, err = cn.call(ctx, outFrame{Type: "join", Room: room}, func(ack json.RawMessage) { c.joined(room, ack) })
 		}
 		cancel()
 		var se *ServerError

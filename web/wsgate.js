@@ -34,6 +34,13 @@
  * refusals are retried with backoff like a network loss: set `maxAttempts`
  * to give up.
  *
+ * History: in the rooms whose history the server keeps, every event carries
+ * its position, and the client keeps the last one of each room. After a
+ * reconnect it rejoins those rooms, and its automatic rooms, with it: the
+ * server sends what was missed, all of it or none, and `onRecovery` says
+ * which, per room. A room's events are held back while it is recovered, so
+ * the application gets each event once, in order, live or recovered.
+ *
  * Heartbeats: the browser answers the server's pings by itself and shows
  * them to no script, so this client has no watchdog of its own; the server
  * closes a dead peer after its pong timeout, and a dead path reaches the
@@ -333,6 +340,13 @@ export function resolveURL(url) {
  * @property {(error: WsgateError) => void} [onError] error frames that answer
  *   no particular message (such as RATE_LIMITED for an emit)
  * @property {(state: WsgateState) => void} [onState] every state change
+ * @property {(recovery: Recovery) => void} [onRecovery] what came of each
+ *   recovery of a room whose history the server keeps: after a reconnect
+ *   for every room the client is in (its automatic rooms too), after a
+ *   join of a room it has a position for, and when the server reports a
+ *   gap it could not fill. In order with the events: after the missed
+ *   events of a room that recovered, before the next event of one that did
+ *   not (`recovered: false`: reload the room's state).
  * @property {typeof WebSocket} [WebSocket] the WebSocket class (tests)
  * @property {() => number} [random] the jitter's source in [0, 1) (tests)
  */
@@ -342,6 +356,26 @@ export function resolveURL(url) {
  * @property {string} event the event name
  * @property {string} [room] the room it came through
  * @property {unknown} data the payload, undefined when there is none
+ * @property {Position} [position] its place in the room's stream, for a
+ *   room whose history the server keeps
+ */
+
+/**
+ * A place in a room's stream: events are numbered 1, 2, 3… within an
+ * epoch, which changes when the server could not keep the numbering going.
+ * @typedef {object} Position
+ * @property {number} offset
+ * @property {string} epoch
+ */
+
+/**
+ * @typedef {object} Recovery
+ * @property {string} room
+ * @property {boolean} recovered every missed event was delivered (missed of
+ *   them, before this report); false: some are lost, reload the room
+ * @property {number} missed how many missed events were delivered
+ * @property {Position} [position] the room's position after it, when known
+ * @property {WsgateError} [error] the server refused to rejoin the room
  */
 
 /**
@@ -350,6 +384,8 @@ export function resolveURL(url) {
  * @property {string} userId
  * @property {number} expiresAt Unix seconds, 0 = never
  * @property {number} heartbeatMs
+ * @property {Record<string, Position>} positions the tops of the automatic
+ *   rooms whose history the server keeps
  */
 
 /**
@@ -425,6 +461,7 @@ function normalize(o) {
     onEvent: o.onEvent,
     onError: o.onError,
     onState: o.onState,
+    onRecovery: o.onRecovery,
     WebSocket: WS,
     random: o.random ?? Math.random,
   };
@@ -475,6 +512,14 @@ class Conn {
     this.bye = '';
     /** @type {WsgateError|null} an error frame before the welcome */
     this.refusal = null;
+    /**
+     * Rooms being recovered: their events are held back until the missed
+     * ones are in.
+     * @type {Map<string, {since: Position, acked: boolean, left: number, missed: number, held: object[], again: boolean}>}
+     */
+    this.recovering = new Map();
+    /** @type {string[]} automatic rooms to recover once connected */
+    this.autoRecover = [];
     /** @type {(cause: Cause) => void} */
     this.resolveDone = () => {};
     /** @type {Promise<Cause>} resolves once the socket closed */
@@ -526,6 +571,8 @@ export class WsgateClient {
   #dialing = null;
   /** @type {Set<string>} rooms joined by the application */
   #rooms = new Set();
+  /** @type {Map<string, Position>} the position of every room with history */
+  #positions = new Map();
   #seq = 0;
   /** @type {Set<{resolve: (c: Conn) => void, reject: (e: WsgateError) => void}>} */
   #waiters = new Set();
@@ -587,6 +634,17 @@ export class WsgateClient {
   }
 
   /**
+   * The position of the last event of a room whose history the server
+   * keeps, or the top the server gave; undefined when none is known.
+   * @param {string} room
+   * @returns {Position|undefined}
+   */
+  position(room) {
+    const p = this.#positions.get(room);
+    return p && { ...p };
+  }
+
+  /**
    * Sends an event without asking for an answer, if connected. Returns
    * whether it was sent: nothing is queued while disconnected (transient
    * events such as typing are stale after a reconnect). A refusal reaches
@@ -630,7 +688,10 @@ export class WsgateClient {
 
   /**
    * Joins a room and, once the server acked, remembers it: it is rejoined
-   * after every reconnect, before calls resume. Idempotent.
+   * after every reconnect, before calls resume. Idempotent. In a room whose
+   * history the server keeps, a rejoin (after a reconnect, or a join of a
+   * room the client has a position for) recovers the events missed
+   * meanwhile, reported to onRecovery.
    * @param {string} room
    * @returns {Promise<void>}
    */
@@ -638,7 +699,24 @@ export class WsgateClient {
     if (!validRoomName(room)) {
       return Promise.reject(new WsgateError(ErrorCode.INVALID_ARGUMENT, `invalid room name ${JSON.stringify(room)}`));
     }
-    return this.#request({ type: 'join', room }, () => this.#rooms.add(room)).then(() => undefined);
+    const since = this.#positions.get(room);
+    if (!since) {
+      return this.#request({ type: 'join', room }, (data) => {
+        this.#rooms.add(room);
+        this.#joined(room, data);
+      }).then(() => undefined);
+    }
+    // A room the client has a position for: recover what came after it.
+    let conn = null;
+    return this.#request(recoveryFrame(room, since), (data) => {
+      this.#rooms.add(room);
+      if (conn) this.#recoveryAcked(conn, room, data);
+    }, (c) => {
+      conn = this.#startRecovery(c, room, since) ? c : null;
+    }).then(() => undefined, (err) => {
+      if (conn) this.#giveUp(conn, room, err);
+      throw err;
+    });
   }
 
   /**
@@ -652,6 +730,7 @@ export class WsgateClient {
       return Promise.reject(new WsgateError(ErrorCode.INVALID_ARGUMENT, `invalid room name ${JSON.stringify(room)}`));
     }
     this.#rooms.delete(room);
+    this.#positions.delete(room);
     return this.#request({ type: 'leave', room }).then(() => undefined);
   }
 
@@ -875,8 +954,12 @@ export class WsgateClient {
               userId: String(d.userId ?? ''),
               expiresAt: Number(d.expiresAt) || 0,
               heartbeatMs: Number(d.heartbeatMs) || 0,
+              positions: positionsOf(d.positions),
             };
             conn.openedAt = Date.now();
+            // Before any later frame: the events of the automatic rooms to
+            // recover are held back from here.
+            this.#prepareRecoveries(conn);
             resolve(conn);
             return;
           }
@@ -951,6 +1034,16 @@ export class WsgateClient {
         return;
       }
       case 'event':
+        if (typeof f.room === 'string' && f.room !== '') {
+          if (f.event === RECOVER_EVENT) {
+            this.#recoverAsked(conn, f);
+            return;
+          }
+          if (typeof f.offset === 'number' && typeof f.epoch === 'string') {
+            this.#onTracked(conn, f);
+            return;
+          }
+        }
         if (this.#o.onEvent) {
           /** @type {WsgateEvent} */
           const ev = { event: String(f.event), data: f.data };
@@ -985,7 +1078,8 @@ export class WsgateClient {
    * @param {Conn} conn
    * @param {{type: string, event?: string, room?: string, data?: string}} frame
    * @param {number} timeoutMs
-   * @param {() => void} [onAck] runs before the promise resolves
+   * @param {(data: unknown) => void} [onAck] runs with the ack's data before
+   *   the promise resolves, before the next frame is read
    * @returns {Promise<unknown>}
    */
   #callOn(conn, frame, timeoutMs, onAck) {
@@ -999,7 +1093,7 @@ export class WsgateClient {
       conn.pending.set(id, {
         resolve: (data) => {
           clearTimeout(timer);
-          if (onAck) onAck();
+          if (onAck) onAck(data);
           resolve(data);
         },
         reject: (err) => {
@@ -1018,7 +1112,7 @@ export class WsgateClient {
   /**
    * Waits for the connection (within the ack timeout), then calls on it.
    * @param {{type: string, event?: string, room?: string, data?: string}} frame
-   * @param {() => void} [onAck]
+   * @param {(data: unknown) => void} [onAck]
    * @param {(conn: Conn) => void} [onConn]
    */
   async #request(frame, onAck, onConn) {
@@ -1066,25 +1160,19 @@ export class WsgateClient {
    * @returns {Promise<{room: string, code: string}[]>}
    */
   async #rejoin(conn) {
+    for (const room of conn.autoRecover) {
+      const err = await this.#rejoinOne(conn, room);
+      if (err) this.#giveUp(conn, room, err);
+    }
     const rooms = [...this.#rooms].sort();
     const lost = [];
     for (const room of rooms) {
-      for (let t = 0; ; t++) {
-        try {
-          await this.#callOn(conn, { type: 'join', room }, this.#o.ackTimeoutMs);
-          break;
-        } catch (err) {
-          if (!(err instanceof WsgateError) || !err.server) {
-            throw { code: CloseCode.ABNORMAL, reason: '', token: conn.token, error: toError(err) };
-          }
-          if (err.code === ErrorCode.RATE_LIMITED && t < 5) {
-            if (!(await this.#sleep(REJOIN_RATE_LIMIT_WAIT_MS))) throw { code: CloseCode.NORMAL, reason: '', error: this.#stopped };
-            continue;
-          }
-          this.#rooms.delete(room);
-          lost.push({ room, code: err.code });
-          break;
-        }
+      const err = await this.#rejoinOne(conn, room);
+      if (err) {
+        this.#giveUp(conn, room, err);
+        this.#rooms.delete(room);
+        this.#positions.delete(room);
+        lost.push({ room, code: err.code });
       }
     }
     // A leave() that gave up waiting while this connection was set up forgot
@@ -1095,6 +1183,188 @@ export class WsgateClient {
       }
     }
     return lost;
+  }
+
+  /**
+   * Joins one room on a new connection, pausing when the server's join rate
+   * limit bites; a room the client has a position for is recovered from
+   * it. Resolves with the server's refusal, if any; a lost connection
+   * rejects with a Cause.
+   * @param {Conn} conn
+   * @param {string} room
+   * @returns {Promise<WsgateError|null>}
+   */
+  async #rejoinOne(conn, room) {
+    let since = this.#positions.get(room);
+    if (since && !this.#startRecovery(conn, room, since)) {
+      const rr = conn.recovering.get(room);
+      if (!rr || rr.acked) return null;
+      since = rr.since; // an automatic room, held since the welcome
+    }
+    const frame = since ? recoveryFrame(room, since) : { type: 'join', room };
+    const onAck = since
+      ? (/** @type {unknown} */ data) => this.#recoveryAcked(conn, room, data)
+      : (/** @type {unknown} */ data) => this.#joined(room, data);
+    for (let t = 0; ; t++) {
+      try {
+        await this.#callOn(conn, frame, this.#o.ackTimeoutMs, onAck);
+        return null;
+      } catch (err) {
+        if (!(err instanceof WsgateError) || !err.server) {
+          throw { code: CloseCode.ABNORMAL, reason: '', token: conn.token, error: toError(err) };
+        }
+        if (err.code === ErrorCode.RATE_LIMITED && t < 5) {
+          if (!(await this.#sleep(REJOIN_RATE_LIMIT_WAIT_MS))) throw { code: CloseCode.NORMAL, reason: '', error: this.#stopped };
+          continue;
+        }
+        return err;
+      }
+    }
+  }
+
+  // --- recovery ------------------------------------------------------------
+
+  /**
+   * Once the welcome arrived: an automatic room the client has a position
+   * for, and missed something of, is held back and recovered by #rejoin;
+   * one it had no position for starts at the top the welcome gave.
+   * @param {Conn} conn
+   */
+  #prepareRecoveries(conn) {
+    for (const [room, top] of Object.entries(conn.welcome.positions)) {
+      const since = this.#positions.get(room);
+      if (!since) {
+        this.#positions.set(room, top);
+      } else if (since.epoch === top.epoch && since.offset === top.offset) {
+        this.#report({ room, recovered: true, missed: 0, position: { ...top } });
+      } else if (since.epoch !== top.epoch) {
+        // The server would answer the same: another epoch cannot be recovered.
+        this.#positions.set(room, top);
+        this.#report({ room, recovered: false, missed: 0, position: { ...top } });
+      } else if (this.#startRecovery(conn, room, since)) {
+        conn.autoRecover.push(room);
+      }
+    }
+  }
+
+  /**
+   * A plain join was acked: a room with history starts at the top the ack
+   * gives.
+   * @param {string} room
+   * @param {unknown} data
+   */
+  #joined(room, data) {
+    const d = data && typeof data === 'object' ? /** @type {Record<string, any>} */ (data) : {};
+    if (typeof d.offset === 'number' && typeof d.epoch === 'string' && !this.#positions.has(room)) {
+      this.#positions.set(room, { offset: d.offset, epoch: d.epoch });
+    }
+  }
+
+  /** Holds back room's events from now on; false if a recovery is under way. */
+  #startRecovery(conn, room, since) {
+    if (conn.recovering.has(room)) return false;
+    conn.recovering.set(room, { since, acked: false, left: 0, missed: 0, held: [], again: false });
+    return true;
+  }
+
+  /** An event of a room with history: once, in order, or held back. */
+  #onTracked(conn, f) {
+    const rr = conn.recovering.get(f.room);
+    if (!rr) {
+      this.#deliver(f);
+      return;
+    }
+    if (!rr.acked) {
+      rr.held.push(f);
+      return;
+    }
+    this.#deliver(f);
+    if (--rr.left <= 0) this.#finish(conn, f.room, rr);
+  }
+
+  /** Delivers an event unless it was delivered already. */
+  #deliver(f) {
+    const old = this.#positions.get(f.room);
+    if (old && old.epoch === f.epoch && f.offset <= old.offset) return;
+    const position = { offset: f.offset, epoch: f.epoch };
+    this.#positions.set(f.room, position);
+    if (this.#o.onEvent) {
+      this.#callback(this.#o.onEvent, { event: String(f.event), room: f.room, data: f.data, position: { ...position } });
+    }
+  }
+
+  /** The join of a recovery was acked: runs before the next frame is read. */
+  #recoveryAcked(conn, room, data) {
+    const rr = conn.recovering.get(room);
+    if (!rr || rr.acked) return;
+    rr.acked = true;
+    const d = data && typeof data === 'object' ? /** @type {Record<string, any>} */ (data) : {};
+    const top = typeof d.offset === 'number' && typeof d.epoch === 'string' ? { offset: d.offset, epoch: d.epoch } : undefined;
+    if (typeof d.recovered !== 'boolean') {
+      // The room keeps no history (any more): nothing to recover.
+      if (top) this.#positions.set(room, top);
+      else this.#positions.delete(room);
+      this.#flush(conn, room, rr);
+    } else if (d.recovered) {
+      rr.left = rr.missed = Number(d.missed) || 0;
+      if (rr.left <= 0) this.#finish(conn, room, rr);
+    } else {
+      if (top) this.#positions.set(room, top);
+      else this.#positions.delete(room);
+      this.#report({ room, recovered: false, missed: 0, ...(top && { position: { ...top } }) });
+      this.#flush(conn, room, rr);
+    }
+  }
+
+  /** Ends a recovery whose missed events were all delivered. */
+  #finish(conn, room, rr) {
+    const p = this.#positions.get(room);
+    this.#report({ room, recovered: true, missed: rr.missed, ...(p && { position: { ...p } }) });
+    this.#flush(conn, room, rr);
+  }
+
+  /** Delivers the held-back events not delivered yet; ends the recovery. */
+  #flush(conn, room, rr) {
+    conn.recovering.delete(room);
+    for (const f of rr.held) this.#deliver(f);
+    const since = this.#positions.get(room);
+    if (rr.again && since && this.#startRecovery(conn, room, since)) this.#recoverInBackground(conn, room, since);
+  }
+
+  /**
+   * A recovery's join failed: the server's answer (or none in time) is
+   * reported, and the room's held events delivered; a lost connection is
+   * not reported (the next one recovers the room again).
+   */
+  #giveUp(conn, room, err) {
+    const rr = conn.recovering.get(room);
+    if (!rr || !(err instanceof WsgateError) || !(err.server || err.code === ErrorCode.TIMEOUT)) return;
+    const p = this.#positions.get(room);
+    this.#report({ room, recovered: false, missed: 0, ...(p && { position: { ...p } }), error: err });
+    this.#flush(conn, room, rr);
+  }
+
+  /** The server's $recover: a gap it could not fill. */
+  #recoverAsked(conn, f) {
+    const since = this.#positions.get(f.room) ?? positionsOf({ r: f.data }).r;
+    if (!since) return;
+    const rr = conn.recovering.get(f.room);
+    if (rr) {
+      rr.again = true;
+      return;
+    }
+    this.#startRecovery(conn, f.room, since);
+    this.#recoverInBackground(conn, f.room, since);
+  }
+
+  #recoverInBackground(conn, room, since) {
+    this.#callOn(conn, recoveryFrame(room, since), this.#o.ackTimeoutMs, (data) => this.#recoveryAcked(conn, room, data))
+      .catch((err) => this.#giveUp(conn, room, err));
+  }
+
+  /** @param {Recovery} r */
+  #report(r) {
+    if (this.#o.onRecovery) this.#callback(this.#o.onRecovery, r);
   }
 
   /** @param {Conn} conn @param {{room: string, code: string}[]} lostRooms */
@@ -1201,6 +1471,35 @@ export async function connect(url, options) {
   const client = new WsgateClient(url, options);
   await client.connect();
   return client;
+}
+
+/** The event with which the server asks for a recovery. */
+const RECOVER_EVENT = '$recover';
+
+/**
+ * A join asking for what came after `since`.
+ * @param {string} room
+ * @param {Position} since
+ */
+function recoveryFrame(room, since) {
+  return { type: 'join', room, data: JSON.stringify({ since: { offset: since.offset, epoch: since.epoch } }) };
+}
+
+/**
+ * The well-formed positions of a welcome.
+ * @param {unknown} v
+ * @returns {Record<string, Position>}
+ */
+function positionsOf(v) {
+  /** @type {Record<string, Position>} */
+  const out = {};
+  if (!v || typeof v !== 'object') return out;
+  for (const [room, p] of Object.entries(v)) {
+    if (p && typeof p.offset === 'number' && Number.isSafeInteger(p.offset) && p.offset >= 0 && typeof p.epoch === 'string') {
+      out[room] = { offset: p.offset, epoch: p.epoch };
+    }
+  }
+  return out;
 }
 
 /** @param {unknown} raw @returns {Record<string, any>|null} */

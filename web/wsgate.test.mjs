@@ -575,3 +575,134 @@ test('invalid options are refused at construction', () => {
   }
   assert.equal(CloseCode.SERVICE_RESTART, 1012);
 });
+
+// --- history and recovery --------------------------------------------------------
+
+/** A welcome carrying the tops of the automatic rooms with history. */
+function welcomeAt(ws, positions) {
+  ws.open();
+  ws.receive({ type: 'welcome', data: { connectionId: `c${FakeWebSocket.instances.length}`, userId: 'alice', expiresAt: 0, heartbeatMs: 25000, positions } });
+}
+
+function ev(room, offset, epoch = 'E') {
+  return { type: 'event', event: 'n', room, offset, epoch, data: offset };
+}
+
+/** The data of the events of room the application got. */
+function seen(events, room) {
+  return events.filter((e) => e.room === room).map((e) => e.data);
+}
+
+test('events of a room with history carry their position; duplicates are dropped', async () => {
+  const env = newClient();
+  const ready = env.client.connect();
+  const ws = await socket(0);
+  welcomeAt(ws, { 'user:alice': { offset: 2, epoch: 'E' } });
+  await ready;
+  assert.deepEqual(env.client.position('user:alice'), { offset: 2, epoch: 'E' });
+  for (const o of [2, 3, 3, 1, 4]) ws.receive(ev('user:alice', o));
+  ws.receive(ev('user:alice', 1, 'F')); // another epoch: new
+  assert.deepEqual(seen(env.events, 'user:alice'), [3, 4, 1]);
+  assert.deepEqual(env.events[0].position, { offset: 3, epoch: 'E' });
+  assert.deepEqual(env.client.position('user:alice'), { offset: 1, epoch: 'F' });
+  env.client.close();
+});
+
+test('a reconnect recovers the automatic and the joined rooms, holding their events back', async () => {
+  const recoveries = [];
+  const env = newClient({ onRecovery: (r) => recoveries.push(r) });
+  const ready = env.client.connect();
+  const ws = await socket(0);
+  welcomeAt(ws, { 'user:alice': { offset: 3, epoch: 'E' } });
+  await ready;
+  const j = env.client.join('chat:1');
+  const fj = await ws.nextSent((x) => x.type === 'join');
+  assert.equal(fj.data, undefined, 'a first join has no since');
+  ws.receive({ type: 'ack', id: fj.id, data: { offset: 10, epoch: 'C' } });
+  await j;
+  ws.receive(ev('user:alice', 4));
+  ws.receive(ev('chat:1', 11, 'C'));
+  ws.serverClose(1012, 'shutdown');
+
+  const ws2 = await socket(1);
+  welcomeAt(ws2, { 'user:alice': { offset: 7, epoch: 'E' } });
+  ws2.receive(ev('user:alice', 8)); // live, before the recovery's answer
+  const ru = await ws2.nextSent((x) => x.type === 'join' && x.room === 'user:alice');
+  assert.deepEqual(ru.data, { since: { offset: 4, epoch: 'E' } });
+  ws2.receive({ type: 'ack', id: ru.id, data: { offset: 8, epoch: 'E', recovered: true, missed: 4 } });
+  for (const o of [5, 6, 7, 8]) ws2.receive(ev('user:alice', o));
+  ws2.receive(ev('user:alice', 9));
+  const rc = await ws2.nextSent((x) => x.type === 'join' && x.room === 'chat:1');
+  assert.deepEqual(rc.data, { since: { offset: 11, epoch: 'C' } });
+  ws2.receive({ type: 'ack', id: rc.id, data: { offset: 15, epoch: 'C', recovered: false, missed: 0 } });
+  ws2.receive(ev('chat:1', 16, 'C'));
+  assert.deepEqual(seen(env.events, 'user:alice'), [4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(seen(env.events, 'chat:1'), [11, 16]);
+  assert.deepEqual(recoveries, [
+    { room: 'user:alice', recovered: true, missed: 4, position: { offset: 8, epoch: 'E' } },
+    { room: 'chat:1', recovered: false, missed: 0, position: { offset: 15, epoch: 'C' } },
+  ]);
+  env.client.close();
+});
+
+test('a reconnect that missed nothing, or lost the epoch, needs no recovery join', async () => {
+  const recoveries = [];
+  const env = newClient({ onRecovery: (r) => recoveries.push(r) });
+  const ready = env.client.connect();
+  const ws = await socket(0);
+  welcomeAt(ws, { 'user:alice': { offset: 3, epoch: 'E' }, 'tenant:t': { offset: 1, epoch: 'T' } });
+  await ready;
+  ws.serverClose(1012, 'shutdown');
+  const ws2 = await socket(1);
+  welcomeAt(ws2, { 'user:alice': { offset: 3, epoch: 'E' }, 'tenant:t': { offset: 2, epoch: 'U' } });
+  await until(() => recoveries.length === 2, 'two recovery reports');
+  assert.ok(!ws2.sent.some((x) => x.type === 'join'), 'no join sent');
+  assert.deepEqual(recoveries, [
+    { room: 'user:alice', recovered: true, missed: 0, position: { offset: 3, epoch: 'E' } },
+    { room: 'tenant:t', recovered: false, missed: 0, position: { offset: 2, epoch: 'U' } },
+  ]);
+  env.client.close();
+});
+
+test('$recover makes the client recover the room; a refusal is reported', async () => {
+  const recoveries = [];
+  const env = newClient({ onRecovery: (r) => recoveries.push(r) });
+  const ready = env.client.connect();
+  const ws = await socket(0);
+  welcomeAt(ws, { 'user:alice': { offset: 0, epoch: 'E' }, 'tenant:t': { offset: 0, epoch: 'T' } });
+  await ready;
+  ws.receive(ev('user:alice', 1));
+  ws.receive({ type: 'event', event: '$recover', room: 'user:alice', data: { offset: 1, epoch: 'E' } });
+  ws.receive(ev('user:alice', 3)); // held until the answer
+  const f = await ws.nextSent((x) => x.type === 'join' && x.room === 'user:alice');
+  assert.deepEqual(f.data, { since: { offset: 1, epoch: 'E' } });
+  ws.receive({ type: 'ack', id: f.id, data: { offset: 3, epoch: 'E', recovered: true, missed: 2 } });
+  ws.receive(ev('user:alice', 2));
+  ws.receive(ev('user:alice', 3));
+  assert.deepEqual(seen(env.events, 'user:alice'), [1, 2, 3]);
+  assert.ok(!env.events.some((e) => e.event === '$recover'), 'the signal is not an application event');
+
+  ws.receive({ type: 'event', event: '$recover', room: 'tenant:t', data: { offset: 0, epoch: 'T' } });
+  const g = await ws.nextSent((x) => x.type === 'join' && x.room === 'tenant:t');
+  ws.receive({ type: 'error', id: g.id, code: 'FORBIDDEN', message: 'no' });
+  await until(() => recoveries.length === 2, 'the refusal reported');
+  assert.equal(recoveries[1].room, 'tenant:t');
+  assert.equal(recoveries[1].recovered, false);
+  assert.equal(recoveries[1].error.code, 'FORBIDDEN');
+  env.client.close();
+});
+
+test('leave forgets the position: a later join starts afresh', async () => {
+  const { client, ws } = await connected();
+  const j = client.join('chat:1');
+  const f = await ws.nextSent((x) => x.type === 'join');
+  ws.receive({ type: 'ack', id: f.id, data: { offset: 5, epoch: 'C' } });
+  await j;
+  assert.deepEqual(client.position('chat:1'), { offset: 5, epoch: 'C' });
+  const l = client.leave('chat:1');
+  const fl = await ws.nextSent((x) => x.type === 'leave');
+  ws.receive({ type: 'ack', id: fl.id });
+  await l;
+  assert.equal(client.position('chat:1'), undefined);
+  client.close();
+});
