@@ -82,6 +82,9 @@ func serveHelperNode() error {
 		defer presence.Close()
 		opts.Admit, opts.Presence = limiter.Admit, presence
 	}
+	if os.Getenv(envHistory) != "" {
+		withHistory(&opts)
+	}
 	h, err := hub.New(opts)
 	if err != nil {
 		return err
