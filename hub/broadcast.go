@@ -24,7 +24,10 @@ const (
 // BroadcastOption modifies one broadcast.
 type BroadcastOption func(*broadcast)
 
-type broadcast struct{ except, key string }
+type broadcast struct {
+	except, key string
+	transient   bool
+}
 
 // Except leaves out the connection with id connID, on whichever node it is:
 // "everyone but the sender". In a room with history, a recovery on that
@@ -32,6 +35,14 @@ type broadcast struct{ except, key string }
 // client (after a reconnect) is another connection, and recovers it.
 func Except(connID string) BroadcastOption {
 	return func(b *broadcast) { b.except = connID }
+}
+
+// Transient keeps the event out of the room's history, in a room that
+// keeps one: it is delivered live only, without a position, and never
+// recovered. For what is stale a second later (typing indicators, cursor
+// moves), which would only take history's room from what matters.
+func Transient() BroadcastOption {
+	return func(b *broadcast) { b.transient = true }
 }
 
 // Idempotent makes the broadcast happen once per key: a retry with the same
@@ -109,6 +120,9 @@ func (h *Hub) publish(ctx context.Context, r route, event string, data any, opts
 	m, err := eventMessage(event, roomName, data)
 	if err != nil {
 		return err
+	}
+	if b.transient {
+		r.stream = adapter.StreamOptions{}
 	}
 	ctx, carrier, end := h.opts.Tracer.Publish(ctx, topic, event)
 	if len(carrier) > MaxTraceCarrier {

@@ -729,3 +729,25 @@ func TestWelcomeHoldsBackWhatComesBeforeIt(t *testing.T) {
 	}
 	ana.expectEvents("tenant:acme", top.Epoch, 1)
 }
+
+func TestTransientEventsStayOutOfHistory(t *testing.T) {
+	e, _ := historyEnv(t, tenantHistory, nil)
+	ana := e.connect(claims{sub: "ana", tenant: "acme"})
+	epoch := ana.positions()["tenant:acme"].Epoch
+	ctx := context.Background()
+	toTenant(t, e.hub, "acme", 1, 1)
+	if err := e.hub.Broadcast(ctx, "tenant:acme", "typing", 0, hub.Transient()); err != nil {
+		t.Fatal(err)
+	}
+	toTenant(t, e.hub, "acme", 2, 2)
+	ana.expectEvents("tenant:acme", epoch, 1)
+	if f := ana.next(); f.Event != "typing" || f.Offset != nil || f.Room != "tenant:acme" {
+		t.Fatalf("transient event %+v, want one without a position", f)
+	}
+	ana.expectEvents("tenant:acme", epoch, 2) // no gap: it took no offset
+	r, ferr := ana.join(1, "tenant:acme", &pos{0, epoch})
+	if ferr != nil || !*r.Recovered || *r.Missed != 2 {
+		t.Fatalf("recovery = %+v, %+v; want the two kept events only", r, ferr)
+	}
+	ana.expectEvents("tenant:acme", epoch, 1, 2)
+}

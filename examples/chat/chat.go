@@ -135,6 +135,10 @@ func newServer(cfg config) (*server, error) {
 		Hub: hub.Options{
 			Tokens: auth.Extractor{Cookie: tokenCookie},
 			Rooms:  policy,
+			// A conversation keeps its last 300 messages and read receipts
+			// for 10 minutes: a page that reconnects (a network switch, a
+			// deploy) gets what it missed.
+			History: map[string]hub.HistoryPolicy{conversationKind: {Size: 300, TTL: 10 * time.Minute}},
 		},
 	})
 	if err != nil {

@@ -154,7 +154,7 @@ func registerEvents(h *hub.Hub, dir *directory) {
 				UserID:         ctx.Identity().UserID,
 				ConversationID: in.ConversationID,
 				Typing:         typing,
-			}, hub.Except(ctx.ConnID()))
+			}, hub.Except(ctx.ConnID()), hub.Transient()) // stale at once: not kept for recovery
 		}, hub.WithRateLimit(typingLimit))
 	}
 }

@@ -185,6 +185,8 @@ type frame struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	Offset  *uint64         `json:"offset"`
+	Epoch   string          `json:"epoch"`
 }
 
 // client is a test WebSocket client. It is used by one goroutine.

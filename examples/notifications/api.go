@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -93,9 +96,11 @@ func (s *server) authenticated(next func(http.ResponseWriter, *http.Request, aut
 }
 
 // publishNotification is POST /api/notifications: validate, authorize, then
-// one broadcast through the hub (one PUBLISH on Redis, whatever the number
-// of recipients). It answers 202 with the notification id: delivery to
-// connected clients is at most once and not awaited.
+// one broadcast through the hub (one script call on Redis, whatever the
+// number of recipients). It answers 202 with the notification id; delivery
+// is not awaited. The user and tenant rooms keep their last notifications
+// for two minutes, which a client that reconnects recovers; with an
+// Idempotency-Key, a retry is not delivered twice.
 func (s *server) publishNotification(w http.ResponseWriter, r *http.Request, caller auth.Identity) {
 	log := s.log.With(slog.String("user", caller.UserID), slog.String("tenant", caller.TenantID))
 	req, status, code, msg := s.decodeRequest(w, r)
@@ -109,8 +114,14 @@ func (s *server) publishNotification(w http.ResponseWriter, r *http.Request, cal
 		writeJSONError(w, http.StatusForbidden, "FORBIDDEN", "not allowed to notify this target", 0)
 		return
 	}
+	id, opts, ok := idempotency(r, caller)
+	if !ok {
+		log.Info("api_invalid", slog.String("reason", "idempotency key"))
+		writeJSONError(w, http.StatusBadRequest, "BAD_REQUEST", "Idempotency-Key must be 1 to 128 visible ASCII characters", 0)
+		return
+	}
 	n := notification{
-		ID:        newUUID(),
+		ID:        id,
 		Target:    req.Target,
 		To:        req.ID,
 		Title:     req.Title,
@@ -121,13 +132,13 @@ func (s *server) publishNotification(w http.ResponseWriter, r *http.Request, cal
 	var err error
 	switch req.Target {
 	case targetUser:
-		err = s.hub.ToUser(r.Context(), req.ID, eventNew, n)
+		err = s.hub.ToUser(r.Context(), req.ID, eventNew, n, opts...)
 	case targetTenant:
-		err = s.hub.ToTenant(r.Context(), req.ID, eventNew, n)
+		err = s.hub.ToTenant(r.Context(), req.ID, eventNew, n, opts...)
 	case targetGlobal:
 		// The global room, not ToAll: it holds the SUPER_ADMIN connections
 		// only, which is what "global" means in the audited gateway.
-		err = s.hub.Broadcast(r.Context(), room.Global, eventNew, n)
+		err = s.hub.Broadcast(r.Context(), room.Global, eventNew, n, opts...)
 	}
 	if err != nil {
 		log.Error("notification_publish_failed", slog.String("notification_id", n.ID), slog.String("error", err.Error()))
@@ -137,6 +148,28 @@ func (s *server) publishNotification(w http.ResponseWriter, r *http.Request, cal
 	log.Info("notification_published", slog.String("notification_id", n.ID),
 		slog.String("target", req.Target), slog.String("to", req.ID))
 	writeJSON(w, http.StatusAccepted, acceptedResponse{ID: n.ID})
+}
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 128
+
+// idempotency reads the Idempotency-Key header. With one, the notification's
+// id is derived from the caller and the key, and the publish is idempotent:
+// a retry with the same key within two minutes (after a 503, a timeout, a
+// lost answer) is answered 202 with the same id and delivers nothing again,
+// across instances on Redis. The key is the caller's: another caller's
+// identical key is another notification. ok is false for a malformed key.
+func idempotency(r *http.Request, caller auth.Identity) (id string, opts []hub.BroadcastOption, ok bool) {
+	keys := r.Header.Values("Idempotency-Key")
+	if len(keys) == 0 {
+		return newUUID(), nil, true
+	}
+	key := keys[0]
+	if len(keys) > 1 || key == "" || len(key) > maxIdempotencyKey || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return "", nil, false
+	}
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(caller.UserID)) + ":" + caller.UserID + ":" + key))
+	return uuidFrom(sum), []hub.BroadcastOption{hub.Idempotent(hex.EncodeToString(sum[:]))}, true
 }
 
 // decodeRequest reads and checks the body. A non-zero status is the refusal

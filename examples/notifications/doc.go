@@ -86,7 +86,10 @@
 // of it (the example's directory of seeded users stands in for the user
 // database); anyone else gets 403, and a plain user may publish nothing. The
 // answer is 202 {"id": "<uuid>"}; the event notification:new reaches every
-// connection of the audience on every instance, at most once. Errors are
+// connection of the audience on every instance, once. An Idempotency-Key
+// header makes a retry within two minutes deliver nothing again (same id).
+// The user and tenant rooms keep their last 100 notifications for two
+// minutes, which a client that reconnects recovers. Errors are
 // {"code", "message"} with 400, 401, 403, 413, 415, 429 or 503. The API
 // reads its credential from the Authorization header only, so a
 // cross-site request cannot ride on a browser's cookies (CSRF), and it

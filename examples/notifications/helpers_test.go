@@ -169,7 +169,7 @@ func (e *testEnv) connectWith(t *testing.T, user, token string) *client {
 	if data.UserID != user {
 		t.Fatalf("welcome for %q, want %q", data.UserID, user)
 	}
-	c.connID = data.ConnectionID
+	c.connID, c.welcomeData = data.ConnectionID, w.Data
 	// The hub queues the welcome before it joins the automatic rooms and
 	// reads messages only once they are joined: the first answer proves
 	// user:{id} and tenant:{id} receive.
@@ -189,6 +189,16 @@ func (e *testEnv) post(t *testing.T, token, contentType string, body []byte) (in
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return e.do(t, req)
+}
+
+// notifyWithKey posts a JSON notification as user with an
+// Idempotency-Key header.
+func (e *testEnv) notifyWithKey(t *testing.T, user, key string, body map[string]any) (int, map[string]string) {
+	t.Helper()
+	req := jsonRequest(t, e.url+"/api/notifications", body)
+	req.Header.Set("Authorization", "Bearer "+e.token(t, user))
+	req.Header.Set("Idempotency-Key", key)
 	return e.do(t, req)
 }
 
@@ -317,16 +327,19 @@ type frame struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	Offset  *uint64         `json:"offset"`
+	Epoch   string          `json:"epoch"`
 }
 
 // client is a test WebSocket client. It is used by one goroutine.
 type client struct {
-	t       *testing.T
-	ws      *websocket.Conn
-	user    string
-	connID  string
-	lastID  uint64
-	backlog []frame // read while waiting for something else
+	t           *testing.T
+	ws          *websocket.Conn
+	user        string
+	connID      string
+	welcomeData json.RawMessage
+	lastID      uint64
+	backlog     []frame // read while waiting for something else
 }
 
 func (c *client) send(v any) {

@@ -204,6 +204,14 @@ func (s *server) newHub(m *metrics.Metrics, limits *guard.Limits) (*hub.Hub, err
 		GlobalRole:    superAdminRole,
 		Observer:      m,
 		Logger:        s.log,
+		// The last 100 notifications of every user and tenant, for two
+		// minutes: a client that reconnects within that (a network switch,
+		// a deploy) gets what it missed, on any instance. What is older is
+		// the application's to reload from its database.
+		History: map[string]hub.HistoryPolicy{
+			"user":   {Size: 100, TTL: 2 * time.Minute},
+			"tenant": {Size: 100, TTL: 2 * time.Minute},
+		},
 	}
 	if s.redis != nil {
 		opts.Broker = s.redis.broker

@@ -60,6 +60,9 @@ function connect() {
     onEvent: ({ event, data }) => onEvent(event, data || {}),
     onError: (err) => showError(`${err.code}: ${err.message}`),
     onState: (s) => onState(client, s),
+    // After a reconnect the module recovers what the conversation missed
+    // (the server keeps its recent history); it says when it could not.
+    onRecovery: (r) => onRecovery(client, r),
   });
   state.client = client;
   client.connect().then(
@@ -96,6 +99,13 @@ function onState(client, s) {
       else setStatus('disconnected');
       break;
   }
+}
+
+function onRecovery(client, r) {
+  if (state.client !== client || r.room !== room(state.joined) || r.recovered) return;
+  showError(r.error
+    ? `rejoin ${r.room}: ${r.error.code}`
+    : 'messages were missed while offline and could not be recovered: reload the page');
 }
 
 async function joinConversation(id) {
