@@ -260,13 +260,15 @@ test('chat in a real browser; a cross-origin page cannot use the victim\'s cooki
     };
     const aliceCtx = await newContext();
     const bobCtx = await newContext();
-    // Bob's page keeps a list of its WebSockets, so the test can drop one.
+    // Bob's page keeps a list of its WebSockets, so the test can drop one,
+    // and can be taken offline: its new sockets then go nowhere.
     await bobCtx.addInitScript(() => {
       const Native = window.WebSocket;
       window.testSockets = [];
+      window.testOffline = false;
       window.WebSocket = class extends Native {
-        constructor(...args) {
-          super(...args);
+        constructor(url, ...rest) {
+          super(window.testOffline ? 'ws://127.0.0.1:9/ws' : url, ...rest);
           window.testSockets.push(this);
         }
       };
@@ -302,6 +304,25 @@ test('chat in a real browser; a cross-origin page cannot use the victim\'s cooki
     await alice.click('#compose button[type=submit]');
     await bob.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), rejoined);
     console.log(`bob reconnected, rejoined and received the next message (${Date.now() - t0} ms)`);
+
+    // Offline for a while: what alice sends meanwhile reaches bob when he
+    // is back, once, recovered from the conversation's history.
+    await bob.evaluate(() => {
+      window.testOffline = true;
+      window.testSockets.at(-1).close(4000, 'test offline');
+    });
+    await bob.waitForFunction(() => document.getElementById('status').textContent.startsWith('disconnected'));
+    const missed = `while bob was offline ${stamp}`;
+    await alice.fill('#content', missed);
+    await alice.click('#compose button[type=submit]');
+    await alice.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), missed);
+    await bob.evaluate(() => { window.testOffline = false; });
+    await bob.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), missed);
+    const shownToBob = await messages(bob);
+    assert.equal(shownToBob.filter((m) => m === missed).length, 1, 'the missed message shows once');
+    assert.deepEqual(shownToBob.slice(-2), [rejoined, missed], 'in order, after what bob had');
+    assert.equal(await bob.$$eval('#errors li', (els) => els.length), 0, 'no error: the conversation was recovered');
+    console.log(`bob came back online and recovered the message sent while he was away (${Date.now() - t0} ms)`);
 
     // 2. Cross-site WebSocket hijacking from another origin on the same host.
     attacker = await startAttacker(chat.port);
@@ -342,7 +363,7 @@ test('chat in a real browser; a cross-origin page cannot use the victim\'s cooki
     await bob.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), after);
     for (const [name, page] of [['bob', bob], ['alice', alice]]) {
       const list = await messages(page);
-      assert.deepEqual(list, [shown, rejoined, after], `${name}'s conversation holds exactly the legitimate messages`);
+      assert.deepEqual(list, [shown, rejoined, missed, after], `${name}'s conversation holds exactly the legitimate messages`);
     }
 
     // 3. The screenshot of the working chat: alice's view, her messages
