@@ -33,7 +33,8 @@ import (
 type spec struct {
 	name   string
 	server string // -contender of the server binary
-	nodes  int    // server processes; more than one share a Redis
+	args   []string
+	nodes  int // server processes; more than one share a Redis
 	redis  bool
 	fanout bool // broadcasts and echo (bare only accepts and reads)
 	// node: the server is bench/node/server.mjs run by Node.js, not a
@@ -52,6 +53,10 @@ var specs = []spec{
 	// wsgate hub of the wsgate row served through the socketio package.
 	{name: "socketio-node", server: "socketio-node", nodes: 1, fanout: true, node: true},
 	{name: "wsgate-socketio", server: "wsgate-socketio", nodes: 1, fanout: true},
+	// The bench room keeping history: every broadcast goes into the room's
+	// stream and carries its position (compare with wsgate).
+	{name: "wsgate-history", server: "wsgate", args: []string{"-history"}, nodes: 1, fanout: true},
+	{name: "wsgate-redis-history", server: "wsgate", args: []string{"-history"}, nodes: 2, redis: true, fanout: true},
 	// Not in the default list: what a server saves by returning from the
 	// HTTP handler after the upgrade (see BENCHMARKS.md).
 	{name: "bare-detached", server: "bare-detached", nodes: 1},
@@ -330,7 +335,7 @@ func (g *gen) run(sp spec, profiling bool) (res result) {
 		}
 	}()
 	for n := range sp.nodes {
-		args := []string{"-contender=" + sp.server}
+		args := append([]string{"-contender=" + sp.server}, sp.args...)
 		if redisAddr != "" {
 			args = append(args, "-redis="+redisAddr)
 		}

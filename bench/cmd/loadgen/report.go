@@ -249,4 +249,8 @@ func (r *report) targets(b *strings.Builder, bare, naive *result) {
 		fmt.Fprintf(b, "- p99 < 50 ms at %.0f deliveries/s to a %d-member room: %s ms, %s delivered — %s\n", f.Offered, w.Conns, ms(f.P99),
 			pct(f), mark(f.P99 < 50*time.Millisecond && f.Delivered == f.Expected))
 	}
+	if wh := r.find("wsgate-history"); wh != nil && wh.Sat != nil {
+		x := wh.Sat.Rate / w.Sat.Rate
+		fmt.Fprintf(b, "- Fan-out with history on ≥ 0.8× off: %.2f× (%.0f vs %.0f deliveries/s) — %s\n", x, wh.Sat.Rate, w.Sat.Rate, mark(x >= 0.8))
+	}
 }

@@ -5,6 +5,7 @@
 //
 //	GET /bench/stats[?gc=1]        RSS, heap, stacks, goroutines, CPU, bytes allocated, connections (JSON)
 //	GET /bench/broadcast?seq=&ts=&pad=  one broadcast of {"bts":ts,"seq":seq,"pad":"..."} to the room
+//	POST /bench/shutdown           wsgate only: a graceful shutdown (1012 to every client)
 //	/debug/pprof/                  net/http/pprof
 //
 // It listens on 127.0.0.1 only, on a port the kernel picks unless -listen
@@ -14,6 +15,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -54,13 +56,17 @@ func main() {
 	name := flag.String("contender", "wsgate", "bare | bare-detached | naive | wsgate | wsgate-socketio | centrifuge | melody")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback only)")
 	redisAddr := flag.String("redis", "", "wsgate only: Redis address for the adapter/redis broker (needs -tags redis)")
+	history := flag.Bool("history", false, "wsgate only: the bench room (and user rooms) keep history")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
 		log.Fatalf("server: -listen must be a loopback address, got %q", *listen)
 	}
-	c, err := newContender(*name, *redisAddr)
+	if *history && *name != "wsgate" {
+		log.Fatal("server: -history is only for the wsgate contender")
+	}
+	c, err := newContender(*name, *redisAddr, *history)
 	if err != nil {
 		log.Fatalf("server: %v", err)
 	}
@@ -72,6 +78,7 @@ func main() {
 	mux.Handle(pattern, c.Handler())
 	mux.HandleFunc("/bench/stats", statsHandler(c))
 	mux.HandleFunc("/bench/broadcast", broadcastHandler(c))
+	mux.HandleFunc("POST /bench/shutdown", shutdownHandler(c))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 
@@ -85,7 +92,7 @@ func main() {
 	log.Fatal(srv.Serve(ln))
 }
 
-func newContender(name, redisAddr string) (contender, error) {
+func newContender(name, redisAddr string, history bool) (contender, error) {
 	if redisAddr != "" && name != "wsgate" {
 		return nil, fmt.Errorf("-redis is only for the wsgate contender")
 	}
@@ -97,7 +104,7 @@ func newContender(name, redisAddr string) (contender, error) {
 	case "naive":
 		return newNaive(), nil
 	case "wsgate":
-		return newWsgate(redisAddr)
+		return newWsgate(redisAddr, history)
 	case "wsgate-socketio":
 		return newWsgateSocketIO()
 	case "centrifuge":
@@ -210,6 +217,25 @@ func broadcastHandler(c contender) http.HandlerFunc {
 		var b bytes.Buffer
 		fmt.Fprintf(&b, `{"bts":%d,"seq":%d,"pad":"%s"}`, ts, seq, padOf(pad))
 		if err := c.Broadcast(b.Bytes()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// shutdownHandler shuts a contender that can down gracefully and answers
+// once it has drained (or 30 s passed).
+func shutdownHandler(c contender) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, ok := c.(interface{ Shutdown(context.Context) error })
+		if !ok {
+			http.Error(w, "this contender has no graceful shutdown", http.StatusNotImplemented)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

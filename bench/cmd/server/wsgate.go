@@ -28,7 +28,13 @@ type echo struct {
 	ETS int64 `json:"ets"`
 }
 
-func newWsgate(redisAddr string) (*wsgateServer, error) {
+// benchHistory is the history the -history flag turns on: the bench room
+// keeps its last 1,000 broadcasts for 5 minutes.
+var benchHistory = map[string]hub.HistoryPolicy{
+	"bench": {Size: 1000, TTL: 5 * time.Minute},
+}
+
+func newWsgate(redisAddr string, history bool) (*wsgateServer, error) {
 	authn, err := auth.NewJWT(auth.JWTOptions{HMACSecret: benchauth.Secret})
 	if err != nil {
 		return nil, err
@@ -39,12 +45,16 @@ func newWsgate(redisAddr string) (*wsgateServer, error) {
 			return nil, err
 		}
 	}
-	h, err := hub.New(hub.Options{
+	opts := hub.Options{
 		CloseBroker:   true,
 		Authenticator: authn,
 		Broker:        broker,
 		AutoRooms:     func(context.Context, auth.Identity) ([]string, error) { return []string{wsgateRoom}, nil },
-	})
+	}
+	if history {
+		opts.History = benchHistory
+	}
+	h, err := hub.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -64,3 +74,7 @@ func (s *wsgateServer) Broadcast(payload []byte) error {
 }
 
 func (s *wsgateServer) Conns() int { return s.h.Connections() }
+
+// Shutdown shuts the hub down gracefully (1012 to every client), for the
+// recovery storm.
+func (s *wsgateServer) Shutdown(ctx context.Context) error { return s.h.Shutdown(ctx) }

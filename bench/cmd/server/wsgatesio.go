@@ -29,7 +29,7 @@ type wsgateSocketIO struct {
 const sioMaxSessions = 20_000
 
 func newWsgateSocketIO() (*wsgateSocketIO, error) {
-	w, err := newWsgate("")
+	w, err := newWsgate("", false)
 	if err != nil {
 		return nil, err
 	}
