@@ -165,7 +165,8 @@ type repair struct {
 // messages. When the history cannot fill it, c is told to recover.
 func (h *Hub) repairGap(rp repair) {
 	c := rp.c
-	ctx, cancel := context.WithTimeout(c.ctx, h.opts.HandlerTimeout)
+	// Not a child of c.ctx: see releaseAuto.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.opts.HandlerTimeout)
 	defer cancel()
 	since := adapter.Position(rp.since)
 	rd, err := h.readHistory(ctx, h.routeOf(rp.room), &since)

@@ -151,7 +151,10 @@ func (c *conn) readTops(holds []autoHold) []protocol.RoomPosition {
 // releaseAuto lets the held rooms' live messages through, those newer than
 // the tops the welcome carried.
 func (c *conn) releaseAuto(holds []autoHold) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
+	// Not a child of c.ctx, which would keep the bookkeeping of a
+	// cancelled child for the rest of an idle connection's life; a closed
+	// connection's writer refuses what is sent, which ends the release.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
 	for _, a := range holds {
 		c.releaseHeld(ctx, a.r.room, a.hb, a.top)
