@@ -751,3 +751,45 @@ func TestTransientEventsStayOutOfHistory(t *testing.T) {
 	}
 	ana.expectEvents("tenant:acme", epoch, 1, 2)
 }
+
+// TestRecoveryHeldBackPastTheBound: a recovery during which more live
+// messages arrive than a connection's queue holds answers recovered false,
+// and what follows still comes once and in order.
+func TestRecoveryHeldBackPastTheBound(t *testing.T) {
+	const queue = 8
+	e, _ := historyEnv(t, tenantHistory, func(o *hub.Options) { o.SendQueueMessages = queue })
+	ana := e.connect(claims{sub: "ana", tenant: "acme"})
+	epoch := ana.positions()["tenant:acme"].Epoch
+	toTenant(t, e.hub, "acme", 1, 2)
+	ana.expectEvents("tenant:acme", epoch, 1, 2)
+	n := 2
+	done := make(chan struct{})
+	defer hub.SetRecoveryHook(func(step string) {
+		if step == "read" {
+			for range 2 * queue { // more than the bound, while it holds back
+				n++
+				if err := e.hub.ToTenant(context.Background(), "acme", "n", n); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		if step == "replayed" {
+			close(done)
+		}
+	})()
+	r, ferr := ana.join(1, "tenant:acme", &pos{1, epoch})
+	if ferr != nil || r.Recovered == nil || *r.Recovered || *r.Missed != 0 || r.top() != (pos{2, epoch}) {
+		t.Fatalf("recovery = %+v, %+v; want not recovered, top 2", r, ferr)
+	}
+	<-done
+	hub.SetRecoveryHook(nil)
+	toTenant(t, e.hub, "acme", n+1, n+1)
+	// From the top on: the messages held until the bound, then those
+	// dropped past it, from history, then the live one: every message
+	// after the top once, in order.
+	want := make([]int, 0, n-1)
+	for i := 3; i <= n+1; i++ {
+		want = append(want, i)
+	}
+	ana.expectEvents("tenant:acme", epoch, want...)
+}

@@ -168,18 +168,23 @@ func (h *Hub) repairGap(rp repair) {
 	// Not a child of c.ctx: see releaseAuto.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.opts.HandlerTimeout)
 	defer cancel()
-	since := adapter.Position(rp.since)
-	rd, err := h.readHistory(ctx, h.routeOf(rp.room), &since)
-	pos := rp.since
-	if err == nil && rd.res.Complete {
-		c.replay(ctx, rd.entries, rd.res.Top.Epoch)
-		pos = protocol.Position(rd.res.Top)
-		h.log.Info("gap_repaired", c.meta.attrs(slog.String("room", rp.room), slog.Int("missed", len(rd.entries)))...)
-	} else {
-		h.log.Warn("gap_unrepaired", c.meta.attrs(slog.String("room", rp.room), slog.Any("error", err))...)
-		h.recoverSignal(c, rp.room, rp.since)
+	c.releaseHeld(ctx, rp.room, rp.hb, c.fill(ctx, rp.room, rp.since))
+}
+
+// fill sends c, from history, what came after pos in a room, and returns
+// the room's new position; when the history cannot give all of it, c is
+// told to recover and pos is returned.
+func (c *conn) fill(ctx context.Context, name string, pos protocol.Position) protocol.Position {
+	since := adapter.Position(pos)
+	rd, err := c.h.readHistory(ctx, c.h.routeOf(name), &since)
+	if err != nil || !rd.res.Complete {
+		c.h.log.Warn("gap_unrepaired", c.meta.attrs(slog.String("room", name), slog.Any("error", err))...)
+		c.h.recoverSignal(c, name, pos)
+		return pos
 	}
-	c.releaseHeld(ctx, rp.room, rp.hb, pos)
+	c.replay(ctx, rd.entries, rd.res.Top.Epoch)
+	c.h.log.Info("gap_repaired", c.meta.attrs(slog.String("room", name), slog.Int("missed", len(rd.entries)))...)
+	return protocol.Position(rd.res.Top)
 }
 
 // recoverSignal sends c the $recover event of a room: the hub could not
@@ -227,8 +232,9 @@ func (c *conn) missed(entries []replayed) int {
 	return n
 }
 
-// releaseHeld sends the held-back messages newer than pos, in order, then lets
-// the room's live messages through again.
+// releaseHeld sends the held-back messages newer than pos, in order, then
+// lets the room's live messages through again. Messages dropped past the
+// bound, and a gap among those held, are filled from history.
 func (c *conn) releaseHeld(ctx context.Context, name string, hb *holdback, pos protocol.Position) {
 	defer close(hb.done)
 	for {
@@ -238,12 +244,11 @@ func (c *conn) releaseHeld(ctx context.Context, name string, hb *holdback, pos p
 			c.histMu.Unlock()
 			return
 		}
-		msgs := hb.msgs
-		hb.msgs = nil
-		if len(msgs) == 0 {
-			if hb.overflow {
-				// Messages were dropped: the next live one finds the gap,
-				// and until then the client knows.
+		msgs, overflow := hb.msgs, hb.overflow
+		hb.msgs, hb.overflow = nil, false
+		if len(msgs) == 0 && (!overflow || ctx.Err() != nil) {
+			if overflow {
+				// Out of time: the client recovers by itself.
 				c.h.recoverSignal(c, name, pos)
 			}
 			cur.pos, cur.hold = pos, nil
@@ -253,6 +258,9 @@ func (c *conn) releaseHeld(ctx context.Context, name string, hb *holdback, pos p
 		c.histMu.Unlock()
 		for _, hm := range msgs {
 			pos = c.sendHeld(ctx, name, hm, pos)
+		}
+		if overflow && ctx.Err() == nil {
+			pos = c.fill(ctx, name, pos)
 		}
 	}
 }
@@ -264,8 +272,11 @@ func (c *conn) sendHeld(ctx context.Context, name string, hm held, pos protocol.
 	switch {
 	case pos.Epoch == m.Pos.Epoch && m.Pos.Offset <= pos.Offset:
 		return pos
-	case pos.Epoch == m.Pos.Epoch && m.Pos.Offset > pos.Offset+1,
-		pos.Epoch != "" && pos.Epoch != m.Pos.Epoch:
+	case pos.Epoch == m.Pos.Epoch && m.Pos.Offset > pos.Offset+1:
+		if pos = c.fill(ctx, name, pos); pos.Epoch == m.Pos.Epoch && m.Pos.Offset <= pos.Offset {
+			return pos
+		}
+	case pos.Epoch != "" && pos.Epoch != m.Pos.Epoch:
 		c.h.recoverSignal(c, name, pos)
 	}
 	if !hm.skip && !c.sendPaced(ctx, m) {
