@@ -112,24 +112,37 @@ func run(cfg config) (string, error) {
 		}
 	}()
 	log.Printf("%d clients on node A", len(clients))
-	seq := 0
-	publish := func(n *node, k int) error {
-		for range k {
-			seq++
-			if err := n.broadcast(seq); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := publish(a, 5); err != nil {
+	pub := &publisher{}
+	if err := pub.send(a, 5); err != nil {
 		return "", err
 	}
 	if err := waitFor(cfg.timeout, "every client to receive the warm-up", func() bool { return tally.events.Load() >= int64(5*len(clients)) }); err != nil {
 		return "", err
 	}
+	perPublish, err := takeDown(cfg, a, b, rd, lb, clients, pub)
+	if err != nil {
+		return "", err
+	}
+	return measureStorm(cfg, b, rd, lb, tally, len(clients), perPublish)
+}
 
-	// Node A goes; the balancer holds the reconnects while B publishes.
+// publisher numbers the broadcasts of the run.
+type publisher struct{ seq int }
+
+func (p *publisher) send(n *node, k int) error {
+	for range k {
+		p.seq++
+		if err := n.broadcast(p.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeDown shuts node A down while the balancer holds the reconnects back
+// for node B, which publishes cfg.missed broadcasts meanwhile, and returns
+// the Redis commands of one of those publishes.
+func takeDown(cfg config, a, b *node, rd *redisServer, lb *balancer, clients []*client.Client, pub *publisher) (map[string]float64, error) {
 	lb.hold(b.addr)
 	go func() { _ = a.shutdown() }()
 	if err := waitFor(cfg.timeout, "every client to lose node A", func() bool {
@@ -140,21 +153,25 @@ func run(cfg config) (string, error) {
 		}
 		return true
 	}); err != nil {
-		return "", err
+		return nil, err
 	}
 	before, err := rd.commandStats()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if err := publish(b, cfg.missed); err != nil {
-		return "", err
+	if err := pub.send(b, cfg.missed); err != nil {
+		return nil, err
 	}
 	after, err := rd.commandStats()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	perPublish := perCall(before, after, cfg.missed)
+	return perCall(before, after, cfg.missed), nil
+}
 
+// measureStorm lets the reconnects through and measures until every
+// client reported its recovery.
+func measureStorm(cfg config, b *node, rd *redisServer, lb *balancer, tally *tally, n int, perPublish map[string]float64) (string, error) {
 	redisCPU0, err := rd.cpu()
 	if err != nil {
 		return "", err
@@ -163,23 +180,24 @@ func run(cfg config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	self0 := selfCPU()
-	storm0 := after
-	overflows0 := overflows()
+	stats0, err := rd.commandStats()
+	if err != nil {
+		return "", err
+	}
+	self0, overflows0 := selfCPU(), overflows()
 	start := time.Now()
 	tally.start(start)
 	lb.open()
-	err = waitFor(cfg.timeout, "every client to report its recovery", func() bool { return tally.reported.Load() >= int64(len(clients)) })
+	err = waitFor(cfg.timeout, "every client to report its recovery", func() bool { return tally.reported.Load() >= int64(n) })
 	took := time.Since(start)
 	redisCPU1, _ := rd.cpu()
 	bCPU1, _ := b.cpu()
-	selfUsed := selfCPU() - self0
-	storm1, _ := rd.commandStats()
+	used := cpus{redis: redisCPU1 - redisCPU0, node: bCPU1 - bCPU0, clients: selfCPU() - self0}
+	stats1, _ := rd.commandStats()
 	if err != nil {
 		log.Print(err)
 	}
-	ov := overflows() - overflows0
-	return tally.report(cfg, len(clients), took, perPublish, cpus{redisCPU1 - redisCPU0, bCPU1 - bCPU0, selfUsed}, perCall(storm0, storm1, 1), ov), nil
+	return tally.report(cfg, n, took, perPublish, used, perCall(stats0, stats1, 1), overflows()-overflows0), nil
 }
 
 // connect dials cfg.clients clients through lb, cfg.dialConc at a time.
