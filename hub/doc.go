@@ -21,6 +21,15 @@
 //
 // The wire protocol (subprotocol wsgate.v1) is documented in docs/PROTOCOL.md.
 //
+// History: the room kinds named in Options.History keep their recent
+// messages, in the broker (memory or Redis). Their events carry a position;
+// a client that comes back joins the room with the position it had and gets
+// every message it missed, in order and once, or is told it cannot
+// (recovered false) and reloads. A live message lost on the way to a node
+// is repaired from the history. Idempotent makes a retried publish happen
+// once, Transient keeps an event out of the history, and EraseUser deletes
+// a user's.
+//
 // Concurrency: ServeHTTP returns after the upgrade; each connection then has
 // one reader goroutine of its own, and nothing else while it is idle. Frames
 // for a connection go into its bounded send queue; a small pool of writers
