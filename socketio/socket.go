@@ -65,7 +65,6 @@ func (k *socket) SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame
 	}
 }
 
-
 // Close implements bridge.Sink. A close a client must not undo by
 // reconnecting (a user disconnected by the server, a token that expired,
 // an idle namespace) is the namespace's DISCONNECT (final, the bye) on a
