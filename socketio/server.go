@@ -178,7 +178,9 @@ func (srv *Server) releasing() <-chan struct{} {
 	srv.relMu.Lock()
 	defer srv.relMu.Unlock()
 	if srv.relN == 0 {
-		return closedChan
+		ch := make(chan struct{})
+		close(ch)
+		return ch
 	}
 	if srv.relIdle == nil {
 		srv.relIdle = make(chan struct{})
