@@ -36,7 +36,13 @@ type Server struct {
 	log       *slog.Logger
 	opening   http.Handler // requests without a session id, through the guards
 	serving   http.Handler // requests of a session, through the origin check
-	released  sync.WaitGroup
+
+	// Goroutines telling hubs that connections are over, which Shutdown
+	// waits for. A counter rather than a sync.WaitGroup: sessions end, and
+	// add to it, while Shutdown waits.
+	relMu   sync.Mutex    // guards the fields below
+	relN    int           // release goroutines running
+	relIdle chan struct{} // closed when relN drops to zero; nil when no one waits
 }
 
 // namespace is one entry of Options.Namespaces, with what its sockets need.
@@ -149,11 +155,35 @@ func (srv *Server) open(es *engine.Session, r *http.Request) (engine.Receiver, e
 // release runs fn, which tells hubs that connections are over, on a
 // goroutine of its own that Shutdown waits for.
 func (srv *Server) release(fn func()) {
-	srv.released.Add(1)
+	srv.relMu.Lock()
+	srv.relN++
+	srv.relMu.Unlock()
 	go func() {
-		defer srv.released.Done()
+		defer srv.released()
 		fn()
 	}()
+}
+
+func (srv *Server) released() {
+	srv.relMu.Lock()
+	defer srv.relMu.Unlock()
+	if srv.relN--; srv.relN == 0 && srv.relIdle != nil {
+		close(srv.relIdle)
+		srv.relIdle = nil
+	}
+}
+
+// releasing returns a channel closed once no release goroutine runs.
+func (srv *Server) releasing() <-chan struct{} {
+	srv.relMu.Lock()
+	defer srv.relMu.Unlock()
+	if srv.relN == 0 {
+		return closedChan
+	}
+	if srv.relIdle == nil {
+		srv.relIdle = make(chan struct{})
+	}
+	return srv.relIdle
 }
 
 // Sessions returns the number of Engine.IO sessions, whether or not they
@@ -168,13 +198,8 @@ func (srv *Server) Sessions() int { return srv.eng.Len() }
 // returns ctx's error. The hubs stay up: shut them down on their own.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	err := srv.eng.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() {
-		srv.released.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-srv.releasing():
 	case <-ctx.Done():
 		if err == nil {
 			err = ctx.Err()
