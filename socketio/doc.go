@@ -55,6 +55,9 @@
 //     session instead, which the client answers by reconnecting.
 //   - Binary attachments arrive in []byte fields of a handler's input;
 //     Binary sends them (see NewBinary).
+//   - A handler asks its client for an acknowledgement with EmitWithAck,
+//     which waits for the client's ack(...) within the handler's
+//     deadline; the client's other messages are handled meanwhile.
 //
 // Every control applies to every HTTP request: the origin check to each
 // polling request and upgrade as much as to the handshake (the reference

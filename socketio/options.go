@@ -167,6 +167,10 @@ type Options struct {
 	// WriteTimeout bounds each write to a client that does not read.
 	// Default 10 s.
 	WriteTimeout time.Duration
+	// MaxPendingAcks bounds the acknowledgements one session awaits from
+	// its client at once (EmitWithAck, all its namespaces together); one
+	// more fails with ErrTooManyAcks. Default 16.
+	MaxPendingAcks int
 	// Cookie, when its Name is set, is set on every handshake so that a
 	// load balancer can route a polling session's requests to the node
 	// that holds it (see StickyCookie). Default: none.
@@ -207,6 +211,7 @@ const (
 	DefaultJoinEvent      = "join"
 	DefaultLeaveEvent     = "leave"
 	DefaultErrorEvent     = "error"
+	DefaultMaxPendingAcks = 16
 	// DefaultNestJSErrorEvent is ErrorEvent's default in NestJS mode.
 	DefaultNestJSErrorEvent = "exception"
 )
@@ -235,6 +240,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MaxPendingAcks < 0 {
+		return o, errors.New("socketio: Options.MaxPendingAcks is negative")
+	}
+	if o.MaxPendingAcks == 0 {
+		o.MaxPendingAcks = DefaultMaxPendingAcks
 	}
 	o.JoinEvent = orDefault(o.JoinEvent, DefaultJoinEvent)
 	o.LeaveEvent = orDefault(o.LeaveEvent, DefaultLeaveEvent)
