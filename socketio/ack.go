@@ -49,9 +49,11 @@ var (
 // full, and ErrDisconnected when the client leaves before answering. An
 // answer that comes after EmitWithAck returned is ignored.
 //
-// The other messages of the connection are still handled while it waits
-// (up to 32 of them queue meanwhile), so the client may emit before it
-// answers.
+// While it waits, the session reads on, so that the answer can arrive
+// after other messages of the client: those (up to 32) are handled once
+// the waiting handler returns, in the order the client sent them. A
+// client that waits for the answer to one of its own messages before it
+// answers waits for that handler, which gives up at its deadline.
 func EmitWithAck(ctx hub.Context, event string, data any) (json.RawMessage, error) {
 	if ctx.Context == nil {
 		return nil, ErrNotSocketIO

@@ -57,7 +57,8 @@
 //     Binary sends them (see NewBinary).
 //   - A handler asks its client for an acknowledgement with EmitWithAck,
 //     which waits for the client's ack(...) within the handler's
-//     deadline; the client's other messages are handled meanwhile.
+//     deadline; the client's other messages wait, in order, until it
+//     returns.
 //
 // Every control applies to every HTTP request: the origin check to each
 // polling request and upgrade as much as to the handshake (the reference
