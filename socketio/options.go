@@ -120,7 +120,11 @@ type Options struct {
 	// Origins checks the Origin of every request — the handshake that
 	// opens a session and each later polling request or upgrade that
 	// carries its id alike — refusing others with 403 and its security
-	// log line. Default: only pages served from a loopback address
+	// log line. Browsers send no Origin on a same-origin GET (a page's
+	// long-polling): a request without one whose Sec-Fetch-Site says
+	// "same-origin" is checked as coming from its own scheme://Host; any
+	// other request without an Origin is refused unless Origins allows
+	// missing ones. Default: only pages served from a loopback address
 	// (http://localhost:PORT, http://127.0.0.1:PORT, http://[::1]:PORT),
 	// and no request without an Origin, as the hub's default.
 	Origins *guard.Origins
