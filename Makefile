@@ -100,7 +100,8 @@ jstest:
 
 # Real-browser tests of the examples: Debian's chromium (/usr/bin/chromium,
 # or $$CHROMIUM) driven by playwright-core, installed from the lockfile when
-# e2e/node_modules is missing. The screenshot goes to e2e/artifacts/.
+# e2e/node_modules is missing, with socket.io-client, whose bundle the chat
+# serves for its Socket.IO page. The screenshots go to e2e/artifacts/.
 e2e: jstest
-	@test -d e2e/node_modules/playwright-core || { cd e2e && $(NPM) ci --no-audit --no-fund; }
+	@test -d e2e/node_modules/playwright-core -a -d e2e/node_modules/socket.io-client || { cd e2e && $(NPM) ci --no-audit --no-fund; }
 	cd e2e && GO='$(GO)' $(NPM) test
