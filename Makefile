@@ -1,12 +1,12 @@
 # Newcomers: `make test` is the Go test suite (go vet and go test -race ./...).
 # CI (.ci/run) runs it, and also checks gofmt, runs `make modules` (the
-# modules beside the library), `make conformance`, `make rules`,
-# `make benchcheck` and `make e2e`.
+# modules beside the library), `make conformance`, `make sioclient`,
+# `make rules`, `make benchcheck` and `make e2e`.
 GO ?= go
 NODE ?= node
 NPM ?= npm
 
-.PHONY: test deps vet race modules rules bench benchcheck fuzz chat jstest e2e conformance
+.PHONY: test deps vet race modules rules bench benchcheck fuzz chat jstest e2e conformance sioclient
 
 test: deps vet race
 
@@ -83,6 +83,16 @@ chat:
 conformance:
 	GO='$(GO)' NPM='$(NPM)' examples/socketio-conformance/conformance.sh engine.io-protocol socket.io-protocol differential
 
+# The real socket.io-client 4.8 (socketio/testdata/node's lockfile) in
+# node's test runner against examples/chat and the fixture of what the chat
+# does not serve (socketio/internal/nodefixture), both built from this
+# checkout, started on free loopback ports and stopped by their PIDs:
+# transports and the upgrade, auth, acks both ways, binary, namespaces,
+# refusals, reconnects.
+sioclient:
+	@test -d socketio/testdata/node/node_modules/socket.io-client || { cd socketio/testdata/node && $(NPM) ci --no-audit --no-fund; }
+	cd socketio/testdata/node && GO='$(GO)' $(NODE) --test client/chat.test.mjs client/fixture.test.mjs
+
 # Unit tests of the browser client module (web/wsgate.js): node's built-in
 # test runner, no npm packages.
 jstest:
@@ -90,7 +100,8 @@ jstest:
 
 # Real-browser tests of the examples: Debian's chromium (/usr/bin/chromium,
 # or $$CHROMIUM) driven by playwright-core, installed from the lockfile when
-# e2e/node_modules is missing. The screenshot goes to e2e/artifacts/.
+# e2e/node_modules is missing, with socket.io-client, whose bundle the chat
+# serves for its Socket.IO page. The screenshots go to e2e/artifacts/.
 e2e: jstest
-	@test -d e2e/node_modules/playwright-core || { cd e2e && $(NPM) ci --no-audit --no-fund; }
+	@test -d e2e/node_modules/playwright-core -a -d e2e/node_modules/socket.io-client || { cd e2e && $(NPM) ci --no-audit --no-fund; }
 	cd e2e && GO='$(GO)' $(NPM) test

@@ -15,6 +15,11 @@
 //     the page sees 1006 and never onopen), and bob must receive nothing.
 //  3. A screenshot of the working chat goes to e2e/artifacts/chat.png.
 //
+// And the page's Socket.IO variant (/socketio: the same page on the
+// official socket.io-client, served by the example from this folder's
+// node_modules): alice and bob chat through /socket.io/, polling first,
+// then upgraded to a WebSocket; the screenshot is chat-socketio.png.
+//
 // Needs go, and chromium at /usr/bin/chromium (or $CHROMIUM). Run it with
 // `make e2e`, or `npm test` in e2e/. Every wait is bounded.
 import { test } from 'node:test';
@@ -34,6 +39,9 @@ const ROOT = resolve(HERE, '..');
 const ARTIFACTS = join(HERE, 'artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const GO = process.env.GO || 'go';
+// socket.io-client's ES module bundle, from the npm package of this
+// folder's lockfile: the chat serves it for its Socket.IO page.
+const SIO_BUNDLE = join(HERE, 'node_modules', 'socket.io-client', 'dist', 'socket.io.esm.min.js');
 
 const WAIT_MS = 15_000; // the bound of every browser wait
 const CONVERSATION = '6f1c2a7e-3b4d-4c5e-8f90-a1b2c3d4e5f6'; // alice & bob, seeded by the example
@@ -129,14 +137,14 @@ async function buildChat(dir) {
  * /healthz answers. Its stdout (demo tokens) is read and dropped; its
  * stderr (JSON logs, which never hold tokens) is kept for assertions.
  */
-async function startChat(bin) {
+async function startChat(bin, args = []) {
   for (let tries = 0; ; tries++) {
     const port = await freePort();
     const env = { ...process.env };
     delete env.WSGATE_JWT_SECRET; // demo mode: a random secret, the demo login
     delete env.WSGATE_ORIGINS; // default allowlist: the server's own origin only
     delete env.WSGATE_ADDR;
-    const child = spawn(bin, ['-addr', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, ['-addr', `127.0.0.1:${port}`, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     const logs = [];
     child.stdout.resume();
@@ -220,11 +228,11 @@ function watch(page, name, problems) {
   });
 }
 
-/** Opens the chat in ctx and logs in as user through the demo form. */
-async function login(ctx, chatURL, user, problems) {
+/** Opens the chat (the page at path) in ctx and logs in as user through the demo form. */
+async function login(ctx, chatURL, user, problems, path = '/') {
   const page = await ctx.newPage();
   watch(page, user, problems);
-  await page.goto(`${chatURL}/`, { waitUntil: 'load' });
+  await page.goto(`${chatURL}${path}`, { waitUntil: 'load' });
   await page.selectOption('#user', user);
   await page.click('#login button[type=submit]');
   await page.waitForSelector(`#chat[data-joined="${CONVERSATION}"]`, { state: 'attached' });
@@ -381,6 +389,71 @@ test('chat in a real browser; a cross-origin page cannot use the victim\'s cooki
       attacker.server.closeAllConnections();
       await new Promise((r) => attacker.server.close(r));
     }
+    if (chat) await stop(chat.child);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('the chat page over Socket.IO in a real browser: two users chatting through /socket.io/', { timeout: 110_000 }, async () => {
+  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM`);
+  assert.ok(existsSync(SIO_BUNDLE), `no socket.io-client bundle at ${SIO_BUNDLE}: npm ci in e2e/`);
+  const t0 = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), 'wsgate-e2e-'));
+  const problems = [];
+  let chat;
+  let browser;
+  try {
+    chat = await startChat(await buildChat(tmp), ['-socketio-client', SIO_BUNDLE]);
+    console.log(`chat server pid ${chat.child.pid} on ${chat.url}, Socket.IO page at /socketio`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS, timeout: WAIT_MS });
+    // What each page asks the server for: polling requests and WebSockets.
+    const seen = { alice: { requests: [], sockets: [] }, bob: { requests: [], sockets: [] } };
+    const open = async (user) => {
+      const ctx = await browser.newContext({ viewport: { width: 820, height: 760 } });
+      ctx.setDefaultTimeout(WAIT_MS);
+      ctx.setDefaultNavigationTimeout(WAIT_MS);
+      ctx.on('request', (r) => seen[user].requests.push(r.url()));
+      ctx.on('page', (p) => p.on('websocket', (ws) => seen[user].sockets.push(ws.url())));
+      return login(ctx, chat.url, user, problems, '/socketio');
+    };
+    const alice = await open('alice');
+    const bob = await open('bob');
+    assert.equal(await alice.title(), 'wsgate chat (Socket.IO)');
+
+    const stamp = Date.now().toString(36);
+    await alice.fill('#content', `over Socket.IO <i>at</i> ${stamp}`);
+    const shown = `over Socket.IO at ${stamp}`;
+    await bob.waitForFunction(() => document.getElementById('typing').textContent === 'alice typing…');
+    await alice.click('#compose button[type=submit]');
+    await bob.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), shown);
+    await alice.waitForFunction((text) => [...document.querySelectorAll('#messages li')]
+      .some((li) => li.querySelector('.text')?.textContent === text && li.querySelector('.read')?.textContent === 'read by bob'), shown);
+    assert.equal(await alice.inputValue('#content'), '', 'the input is cleared after the ack');
+    // Bob answers: the other way round, on the same sessions.
+    const reply = `hi alice ${stamp}`;
+    await bob.fill('#content', reply);
+    await bob.click('#compose button[type=submit]');
+    await alice.waitForFunction((text) => [...document.querySelectorAll('#messages li .text')].some((e) => e.textContent === text), reply);
+    for (const [name, page] of [['alice', alice], ['bob', bob]]) {
+      assert.deepEqual(await messages(page), [shown, reply], `${name}'s conversation`);
+    }
+    console.log(`alice and bob chatted over Socket.IO (${Date.now() - t0} ms)`);
+
+    for (const user of ['alice', 'bob']) {
+      const { requests, sockets } = seen[user];
+      assert.ok(requests.some((u) => u.includes('/socket.io/?EIO=4&transport=polling')), `${user}: polling first`);
+      assert.ok(sockets.length > 0 && sockets.every((u) => u.includes('/socket.io/?EIO=4&transport=websocket')),
+        `${user}: upgraded to /socket.io/ WebSockets only: ${sockets}`);
+      assert.ok(!requests.some((u) => new URL(u).pathname === '/ws'), `${user}: never the wsgate.v1 endpoint`);
+    }
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, 'chat-socketio.png');
+    await alice.screenshot({ path: shot, fullPage: true });
+    console.log(`screenshot: ${shot}`);
+    assert.deepEqual(problems, [], 'the chat pages reported errors');
+  } finally {
+    if (browser) await browser.close().catch(() => {});
     if (chat) await stop(chat.child);
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,6 +1,9 @@
 package socketio
 
 import (
+	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,6 +69,72 @@ func TestDefaultOriginCheck(t *testing.T) {
 	e.poll(http.Header{"Origin": {"http://localhost:3000"}})
 	if !strings.Contains(e.logs.String(), `"event":"origin_rejected"`) {
 		t.Fatal("no security log line")
+	}
+}
+
+// A browser's same-origin GET carries no Origin but Sec-Fetch-Site:
+// same-origin; its origin is the request's own, which the check judges.
+// Other sites' requests without Origin stay refused.
+func TestSameOriginRequestsWithoutOrigin(t *testing.T) {
+	origins, err := guard.NewOrigins(guard.OriginOptions{Allowed: []string{"https://app.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := newEnv(t, nil, nil)
+	listed := newEnv(t, func(o *Options) { o.Origins = origins }, nil)
+	handshake := func(e *env, host, site string) int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/socket.io/?EIO=4&transport=polling", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var open struct {
+			SID string `json:"sid"`
+		}
+		if resp.StatusCode == http.StatusOK && json.Unmarshal(body[1:], &open) == nil {
+			// The page leaves (a POST, which carries its Origin), so that
+			// the shutdown does not wait for its next GET.
+			origin := "http://" + req.Host
+			if e.srv.opts.Origins != nil {
+				origin = "https://" + req.Host
+			}
+			httpDo(t, http.MethodPost, e.url+"/socket.io/?EIO=4&transport=polling&sid="+open.SID, http.Header{"Origin": {origin}}, "1")
+		}
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		name       string
+		e          *env
+		host, site string
+		want       int
+	}{
+		{"loopback_page_same_origin", def, "", "same-origin", http.StatusOK},
+		{"loopback_page_same_site", def, "", "same-site", http.StatusForbidden},
+		{"loopback_page_cross_site", def, "", "cross-site", http.StatusForbidden},
+		{"no_fetch_metadata", def, "", "", http.StatusForbidden},
+		{"another_host_same_origin", def, "chat.example:80", "same-origin", http.StatusForbidden},
+		{"listed_host_behind_a_tls_proxy", listed, "app.example", "same-origin", http.StatusOK},
+		{"unlisted_host", listed, "", "same-origin", http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := handshake(tt.e, tt.host, tt.site); got != tt.want {
+				t.Fatalf("status %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -55,10 +55,16 @@
 //     session instead, which the client answers by reconnecting.
 //   - Binary attachments arrive in []byte fields of a handler's input;
 //     Binary sends them (see NewBinary).
+//   - A handler asks its client for an acknowledgement with EmitWithAck,
+//     which waits for the client's ack(...) within the handler's
+//     deadline; the client's other messages wait, in order, until it
+//     returns.
 //
 // Every control applies to every HTTP request: the origin check to each
 // polling request and upgrade as much as to the handshake (the reference
-// server checks handshakes only); the throttle and the per-node limit to
+// server checks handshakes only; a browser's same-origin GET, which has
+// no Origin header, is judged by its Host when its Sec-Fetch-Site says
+// same-origin); the throttle and the per-node limit to
 // the handshakes, the limit holding its slot for the session's life; the
 // hub's MaxMessageBytes to each packet (the largest of them is Engine.IO's
 // maxPayload); bounded send queues; and the security log, in which a

@@ -151,3 +151,56 @@ func ExampleNewBinary() {
 	// {"name":"cat.png","image":{"_placeholder":true,"num":0}}
 	// ["\x89PNG"]
 }
+
+// A handler asks its client for an acknowledgement and waits for it; in
+// the page, socket.on("confirm", (what, ack) => ack(window.confirm(what)))
+// answers.
+func ExampleEmitWithAck() {
+	h, err := hub.New(hub.Options{Authenticator: tokens{"t": "ada"}})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Shutdown(context.Background())
+	hub.Handle(h, "delete", func(ctx hub.Context, file string) (string, error) {
+		answer, err := socketio.EmitWithAck(ctx, "confirm", "delete "+file+"?")
+		if err != nil {
+			return "", err // no answer within the handler's deadline, or gone
+		}
+		if string(answer) != "true" {
+			return "kept", nil
+		}
+		return "deleted", nil
+	})
+	srv, err := socketio.New(socketio.Options{Namespaces: map[string]*hub.Hub{"/": h}})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown(context.Background())
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://localhost:3000"}}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.CloseNow()
+	read := func() string {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			panic(err)
+		}
+		return string(p)
+	}
+	read()
+	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"t"}`))
+	read()
+	_ = c.Write(ctx, websocket.MessageText, []byte(`421["delete","notes.txt"]`))
+	fmt.Println(read()) // the server's EVENT, with its ack id 0
+	_ = c.Write(ctx, websocket.MessageText, []byte(`430[true]`))
+	fmt.Println(read()) // the handler's answer to the client's ack id 1
+	// Output:
+	// 420["confirm","delete notes.txt?"]
+	// 431["deleted"]
+}

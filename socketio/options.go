@@ -120,7 +120,11 @@ type Options struct {
 	// Origins checks the Origin of every request — the handshake that
 	// opens a session and each later polling request or upgrade that
 	// carries its id alike — refusing others with 403 and its security
-	// log line. Default: only pages served from a loopback address
+	// log line. Browsers send no Origin on a same-origin GET (a page's
+	// long-polling): a request without one whose Sec-Fetch-Site says
+	// "same-origin" is checked as coming from its own scheme://Host; any
+	// other request without an Origin is refused unless Origins allows
+	// missing ones. Default: only pages served from a loopback address
 	// (http://localhost:PORT, http://127.0.0.1:PORT, http://[::1]:PORT),
 	// and no request without an Origin, as the hub's default.
 	Origins *guard.Origins
@@ -167,6 +171,10 @@ type Options struct {
 	// WriteTimeout bounds each write to a client that does not read.
 	// Default 10 s.
 	WriteTimeout time.Duration
+	// MaxPendingAcks bounds the acknowledgements one session awaits from
+	// its client at once (EmitWithAck, all its namespaces together); one
+	// more fails with ErrTooManyAcks. Default 16.
+	MaxPendingAcks int
 	// Cookie, when its Name is set, is set on every handshake so that a
 	// load balancer can route a polling session's requests to the node
 	// that holds it (see StickyCookie). Default: none.
@@ -207,6 +215,7 @@ const (
 	DefaultJoinEvent      = "join"
 	DefaultLeaveEvent     = "leave"
 	DefaultErrorEvent     = "error"
+	DefaultMaxPendingAcks = 16
 	// DefaultNestJSErrorEvent is ErrorEvent's default in NestJS mode.
 	DefaultNestJSErrorEvent = "exception"
 )
@@ -235,6 +244,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MaxPendingAcks < 0 {
+		return o, errors.New("socketio: Options.MaxPendingAcks is negative")
+	}
+	if o.MaxPendingAcks == 0 {
+		o.MaxPendingAcks = DefaultMaxPendingAcks
 	}
 	o.JoinEvent = orDefault(o.JoinEvent, DefaultJoinEvent)
 	o.LeaveEvent = orDefault(o.LeaveEvent, DefaultLeaveEvent)

@@ -129,6 +129,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srv.cors(w, r)
+	srv.sameOrigin(r)
 	if eio.SessionID(r) == "" {
 		srv.opening.ServeHTTP(w, r)
 		return
@@ -178,9 +179,7 @@ func (srv *Server) releasing() <-chan struct{} {
 	srv.relMu.Lock()
 	defer srv.relMu.Unlock()
 	if srv.relN == 0 {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
+		return closedChan
 	}
 	if srv.relIdle == nil {
 		srv.relIdle = make(chan struct{})
@@ -226,6 +225,39 @@ func (srv *Server) loopbackOrigin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sameOrigin gives a browser's same-origin request that carries no Origin
+// header the origin it was made from, for the origin check to judge.
+// Browsers leave Origin out of same-origin GETs — every long-polling GET
+// of a page served by this server — but say where a request comes from in
+// Sec-Fetch-Site; "same-origin" means the page's origin is this request's
+// own, scheme://Host. A request from another site without Origin (an
+// <img> or <script> of another page) says "cross-site" or "same-site" and
+// stays without one, as does a client that sends neither header: both are
+// refused as before. The scheme is the connection's, or, behind a proxy
+// that terminates TLS, the other one when only that one is allowed.
+func (srv *Server) sameOrigin(r *http.Request) {
+	if _, ok := r.Header["Origin"]; ok || r.Host == "" || r.Header.Get("Sec-Fetch-Site") != "same-origin" {
+		return
+	}
+	first, second := "http://", "https://"
+	if r.TLS != nil {
+		first, second = second, first
+	}
+	origin := first + r.Host
+	if !srv.allowOrigin(origin) && srv.allowOrigin(second+r.Host) {
+		origin = second + r.Host
+	}
+	r.Header.Set("Origin", origin)
+}
+
+// allowOrigin is the origin check's verdict on origin.
+func (srv *Server) allowOrigin(origin string) bool {
+	if srv.opts.Origins != nil {
+		return srv.opts.Origins.Allow(origin)
+	}
+	return isLoopbackOrigin(origin)
 }
 
 func isLoopbackOrigin(origin string) bool {

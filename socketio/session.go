@@ -39,11 +39,14 @@ type session struct {
 	release func()       // gives back the handshake's in-flight slots (guard.Limits)
 	dec     *sio.Decoder // owned by Message
 
-	mu      sync.Mutex  // guards the fields below
-	sockets []*socket   // the joined namespaces, a handful at most
-	timer   *time.Timer // ConnectTimeout; nil once a namespace is joined
-	closed  bool        // Closed was called: no socket is added any more
-	failed  string      // the reason of a close the session made, for the hubs' logs
+	mu      sync.Mutex            // guards the fields below
+	sockets []*socket             // the joined namespaces, a handful at most
+	timer   *time.Timer           // ConnectTimeout; nil once a namespace is joined
+	closed  bool                  // Closed was called: no socket is added any more
+	failed  string                // the reason of a close the session made, for the hubs' logs
+	acks    map[uint64]pendingAck // EmitWithAck calls awaiting the client, by ack id
+	ackSeq  uint64                // the next ack id
+	parked  chan struct{}         // closed (closedChan) while acks is not empty; see awaiting
 }
 
 var _ engine.Receiver = (*session)(nil)
@@ -179,12 +182,14 @@ func (s *session) handle(p *sio.Packet) {
 		s.fail("namespace_not_joined", wire.StatusPolicyViolation, errors.New(p.Type.String()+" for a namespace not joined"))
 	case p.Type == sio.Disconnect:
 		s.disconnect(k)
+	case !s.fits(k, p):
 	case p.Type.IsEvent():
 		s.event(k, p)
+	case p.Type.IsAck():
+		s.acked(k, p)
 	case p.Type == sio.ConnectError:
 		s.fail("invalid_packet", wire.StatusPolicyViolation, errors.New("CONNECT_ERROR from a client"))
 	}
-	// An ACK answers nothing: the server asks clients for none.
 }
 
 // connect joins the namespace of a CONNECT: its hub authenticates the
@@ -200,7 +205,11 @@ func (s *session) connect(p *sio.Packet) {
 		return
 	}
 	k := &socket{sess: s, nsp: ns}
-	cred := bridge.Credential{Token: s.srv.opts.AuthToken(p.Data), Request: s.hs.request()}
+	// The socket rides in the context the connection's handlers derive
+	// from, for EmitWithAck.
+	r := s.hs.request()
+	r = r.WithContext(context.WithValue(r.Context(), socketKey{}, k))
+	cred := bridge.Credential{Token: s.srv.opts.AuthToken(p.Data), Request: r}
 	conn, err := bridge.Connect(ns.hub, cred, ns.codec, k)
 	if err != nil {
 		s.refused(p.Namespace, err)
@@ -220,7 +229,7 @@ func (s *session) connect(p *sio.Packet) {
 		if len(payload) == 0 {
 			payload = json.RawMessage("{}")
 		}
-		conn.Handle(protocol.Inbound{Kind: protocol.KindEvent, Event: ev, Data: payload})
+		s.dispatch(k, func() { conn.Handle(protocol.Inbound{Kind: protocol.KindEvent, Event: ev, Data: payload}) })
 	}
 }
 
@@ -271,32 +280,46 @@ func (s *session) send(frames []wire.Frame) {
 // the connection, the Engine.IO session stays.
 func (s *session) disconnect(k *socket) {
 	s.forget(k)
+	s.failAcks(k)
 	if c := k.end(); c != nil {
 		c.Closed("client_closed")
 	}
 }
 
-// event hands an event to the namespace's hub: a handler's, or a join or
-// leave. A packet larger than the hub's MaxMessageBytes ends the session,
-// as a WebSocket message over it ends a native connection.
-func (s *session) event(k *socket, p *sio.Packet) {
+// fits reports whether an event or ack is within its namespace's hub's
+// MaxMessageBytes; a larger packet ends the session, as a WebSocket
+// message over it ends a native connection.
+func (s *session) fits(k *socket, p *sio.Packet) bool {
+	if !p.Type.IsEvent() && !p.Type.IsAck() {
+		return true
+	}
 	size := argsLen(p.Args)
 	for _, a := range p.Attachments {
 		size += len(a)
 	}
 	if int64(size) > k.nsp.maxBytes {
 		s.fail("message_too_large", wire.StatusMessageTooBig, errors.New("packet over the namespace's MaxMessageBytes"))
-		return
+		return false
 	}
-	k.mu.Lock()
-	conn := k.conn
-	k.mu.Unlock()
+	return true
+}
+
+// event hands an event to the namespace's hub: a handler's, or a join or
+// leave.
+func (s *session) event(k *socket, p *sio.Packet) {
+	conn := k.hubConn()
 	in, err := s.srv.inbound(p)
+	if p.Type == sio.Event {
+		// The hub may handle it after this call returns (see dispatch),
+		// when the engine reuses the packet's bytes; a binary packet's
+		// were copied already.
+		in.Data = bytes.Clone(in.Data)
+	}
 	if err != nil {
-		conn.HandleInvalid(in, err)
+		s.dispatch(k, func() { conn.HandleInvalid(in, err) })
 		return
 	}
-	conn.Handle(in)
+	s.dispatch(k, func() { conn.Handle(in) })
 }
 
 // Closed implements engine.Receiver: every namespace's connection ends
@@ -312,6 +335,7 @@ func (s *session) Closed(info engine.CloseInfo) {
 	sockets := s.sockets
 	s.sockets = nil
 	s.mu.Unlock()
+	s.failAcks(nil)
 	reason := s.reason(info.Reason)
 	s.srv.release(func() {
 		defer s.release()

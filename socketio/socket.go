@@ -22,6 +22,8 @@ type socket struct {
 	sess *session
 	nsp  *namespace
 
+	inbox inbox // the messages for the hub, handled in order off the reader
+
 	mu      sync.Mutex  // guards the fields below
 	conn    bridge.Conn // the hub's side; nil until Connect returned it
 	open    bool        // the welcome is out: broadcasts may be queued
@@ -99,6 +101,7 @@ func (k *socket) Close(code wire.StatusCode, reason string, now bool, final ...w
 	}
 	k.mu.Unlock()
 	k.sess.forget(k)
+	k.sess.failAcks(k)
 	if conn != nil {
 		k.sess.srv.release(func() { conn.Closed(closedReason) })
 	}
@@ -145,6 +148,13 @@ func (k *socket) attached(conn bridge.Conn) bool {
 		conn.Closed(reason)
 	}
 	return !done
+}
+
+// hubConn returns the hub's side, set before the socket is joined.
+func (k *socket) hubConn() bridge.Conn {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.conn
 }
 
 // end marks the connection over from the transport's side and returns the

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -64,6 +65,11 @@ type config struct {
 	Throttle guard.ThrottleOptions
 	// Logger receives the server's and the security log. Default: discard.
 	Logger *slog.Logger
+	// SocketIOClient is the file of socket.io-client's ES module bundle
+	// (dist/socket.io.esm.min.js of the npm package): when set, the server
+	// serves it and the page's Socket.IO variant on /socketio. Default
+	// "": no Socket.IO page (the /socket.io/ endpoint is served anyway).
+	SocketIOClient string
 }
 
 // server is the chat gateway: the page, the demo login, health probes and
@@ -73,10 +79,12 @@ type server struct {
 	gw      *gateway.Gateway
 	sio     *socketio.Server // socket.io-client frontends, on the same hub
 	dir     *directory
-	page    *template.Template
+	tmpl    *template.Template
 	csp     string
 	handler http.Handler
 	reg     *prometheus.Registry // served at /metrics; never the global registry
+
+	sioClient string // socket.io-client's bundle for /socketio; "" without the page
 
 	// Set only in demo mode, where the server issues its own tokens.
 	demo             bool
@@ -96,11 +104,17 @@ func newServer(cfg config) (*server, error) {
 		audience: cfg.Audience,
 		ttl:      cmp.Or(cfg.TokenTTL, 12*time.Hour),
 	}
+	if cfg.SocketIOClient != "" {
+		if st, err := os.Stat(cfg.SocketIOClient); err != nil || st.IsDir() {
+			return nil, fmt.Errorf("chat: the socket.io-client bundle %q is not a file (dist/socket.io.esm.min.js of the npm package)", cfg.SocketIOClient)
+		}
+		s.sioClient = cfg.SocketIOClient
+	}
 	page, err := template.ParseFS(staticFiles, "static/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	s.page = page
+	s.tmpl = page
 	s.reg = prometheus.NewRegistry()
 	// The heap alert of deploy/prometheus reads the Go collector's gauges.
 	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
@@ -187,8 +201,17 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /healthz", s.gw.LivenessHandler())
 	mux.Handle("GET /readyz", s.gw.ReadinessHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /{$}", s.secured(http.HandlerFunc(s.index)))
+	mux.Handle("GET /{$}", s.secured(s.page(false)))
 	mux.Handle("GET /static/app.js", s.secured(staticFile("static/app.js")))
+	if s.sioClient != "" {
+		// The page's Socket.IO variant: the same app.js, on socket.io-client
+		// served from this origin (script-src 'self') through sio-client.js.
+		mux.Handle("GET /socketio", s.secured(s.page(true)))
+		mux.Handle("GET /static/sio-client.js", s.secured(staticFile("static/sio-client.js")))
+		mux.Handle("GET /static/socket.io.esm.min.js", s.secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.ServeFile(w, r, s.sioClient)
+		})))
+	}
 	// The browser client module app.js imports, from this origin so that
 	// the CSP's script-src 'self' covers it.
 	mux.Handle("GET /static/wsgate.js", s.secured(web.Handler()))
@@ -270,16 +293,22 @@ func (s *server) secured(next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	data := struct {
-		Demo         bool
-		Users        []string
-		Conversation string
-	}{s.demo, s.dir.users, demoConversation}
-	if err := s.page.Execute(w, data); err != nil {
-		s.log.Error("page_render_failed", slog.String("error", err.Error()))
-	}
+// page serves the demo page: over the wsgate.v1 WebSocket, or, with
+// socketIO, over Socket.IO.
+func (s *server) page(socketIO bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		data := struct {
+			Demo              bool
+			Users             []string
+			Conversation      string
+			SocketIO          bool
+			SocketIOAvailable bool
+		}{s.demo, s.dir.users, demoConversation, socketIO, s.sioClient != ""}
+		if err := s.tmpl.Execute(w, data); err != nil {
+			s.log.Error("page_render_failed", slog.String("error", err.Error()))
+		}
+	})
 }
 
 // staticFile serves one embedded file; listing the files one by one keeps

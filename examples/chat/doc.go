@@ -27,6 +27,12 @@
 //	-tls-key  its PEM private key (env WSGATE_TLS_KEY), the server speaks
 //	          HTTPS and WSS only (TLS 1.2 or later, HTTP/1.1); set both or
 //	          neither. Default: plain HTTP, for a TLS-terminating proxy.
+//	-socketio-client
+//	          socket.io-client's ES module bundle
+//	          (node_modules/socket.io-client/dist/socket.io.esm.min.js of
+//	          the npm package); env WSGATE_SOCKETIO_CLIENT. When set, the
+//	          page's Socket.IO variant is served on /socketio. Default: none
+//	          (the /socket.io/ endpoint is served anyway).
 //
 // Environment only:
 //
@@ -45,6 +51,12 @@
 //	                  "join"/"leave" with a room name for the page's join
 //	GET  /            the demo page; /static/app.js is its script, on the
 //	                  browser client module /static/wsgate.js (package web)
+//	GET  /socketio    with -socketio-client: the same page over
+//	                  socket.io-client (/static/sio-client.js on
+//	                  /static/socket.io.esm.min.js), through /socket.io/;
+//	                  for instance, after npm ci in e2e/:
+//	                  go run ./examples/chat -socketio-client \
+//	                    e2e/node_modules/socket.io-client/dist/socket.io.esm.min.js
 //	POST /demo/login  demo mode only: form field user=alice|bob|carol
 //	GET  /healthz     always 200 while the process serves
 //	GET  /readyz      200 while the hub accepts connections, else 503

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	origins := fs.String("origins", getenv("WSGATE_ORIGINS"), "comma-separated page origins allowed to connect; default http://<addr> (https:// with TLS) and, on loopback, its localhost or 127.0.0.1 twin (env WSGATE_ORIGINS)")
 	tlsCert := fs.String("tls-cert", getenv("WSGATE_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and WSS; needs -tls-key (env WSGATE_TLS_CERT)")
 	tlsKey := fs.String("tls-key", getenv("WSGATE_TLS_KEY"), "PEM private key file of -tls-cert (env WSGATE_TLS_KEY)")
+	sioClient := fs.String("socketio-client", getenv("WSGATE_SOCKETIO_CLIENT"), "socket.io-client's dist/socket.io.esm.min.js (from npm): serve the page's Socket.IO variant on /socketio (env WSGATE_SOCKETIO_CLIENT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h printed the usage; that is a success
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		Issuer:   getenv("WSGATE_JWT_ISSUER"),
 		Audience: getenv("WSGATE_JWT_AUDIENCE"),
 		Logger:   log,
+
+		SocketIOClient: *sioClient,
 	}
 	s, err := newServer(cfg)
 	if err != nil {

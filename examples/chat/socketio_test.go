@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -204,4 +206,64 @@ func TestSocketIOCredentialsAndOrigin(t *testing.T) {
 	if got := c.read(); got != `44{"message":"invalid credentials","data":{"code":"UNAUTHORIZED"}}` {
 		t.Fatalf("bad token: %s", got)
 	}
+}
+
+// The page's Socket.IO variant is served when the socket.io-client bundle
+// is configured, from this origin and under the page's headers; without
+// it there is no such page, and a bundle path that is not a file is a
+// startup error.
+func TestSocketIOPage(t *testing.T) {
+	bundle := filepath.Join(t.TempDir(), "socket.io.esm.min.js")
+	if err := os.WriteFile(bundle, []byte("export const io = () => {};\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	get := func(t *testing.T, e *testEnv, path string) (int, http.Header, string) {
+		t.Helper()
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(body)
+	}
+	t.Run("served_with_the_bundle", func(t *testing.T) {
+		e := startServer(t, func(c *config) { c.SocketIOClient = bundle })
+		for _, tt := range []struct{ path, wantType, wantBody string }{
+			{"/socketio", "text/html", `<html lang="en" data-transport="socketio">`},
+			{"/static/sio-client.js", "text/javascript", "import { io } from './socket.io.esm.min.js';"},
+			{"/static/socket.io.esm.min.js", "text/javascript", "export const io"},
+			{"/", "text/html", `<a href="/socketio">`},
+		} {
+			status, h, body := get(t, e, tt.path)
+			switch {
+			case status != http.StatusOK:
+				t.Errorf("GET %s: %d", tt.path, status)
+			case !strings.HasPrefix(h.Get("Content-Type"), tt.wantType):
+				t.Errorf("GET %s: Content-Type %q", tt.path, h.Get("Content-Type"))
+			case h.Get("Content-Security-Policy") != e.s.csp || h.Get("X-Content-Type-Options") != "nosniff":
+				t.Errorf("GET %s: headers %v", tt.path, h)
+			case !strings.Contains(body, tt.wantBody):
+				t.Errorf("GET %s: body lacks %q", tt.path, tt.wantBody)
+			}
+		}
+	})
+	t.Run("absent_without_it", func(t *testing.T) {
+		e := startServer(t, nil)
+		for _, path := range []string{"/socketio", "/static/sio-client.js", "/static/socket.io.esm.min.js"} {
+			if status, _, _ := get(t, e, path); status != http.StatusNotFound {
+				t.Errorf("GET %s: %d, want 404", path, status)
+			}
+		}
+		if _, _, body := get(t, e, "/"); strings.Contains(body, "/socketio") {
+			t.Error("the page links to a Socket.IO page that is not served")
+		}
+	})
+	t.Run("a_missing_bundle_is_a_startup_error", func(t *testing.T) {
+		for _, path := range []string{filepath.Join(t.TempDir(), "missing.js"), t.TempDir()} {
+			if _, err := newServer(config{Addr: "127.0.0.1:8080", SocketIOClient: path}); err == nil {
+				t.Errorf("newServer accepted the bundle %q", path)
+			}
+		}
+	})
 }

@@ -6,7 +6,14 @@
 //
 // Everything received is rendered with textContent, never innerHTML: the
 // server sanitizes message content, but the page does not rely on it.
+//
+// On /socketio the same page talks Socket.IO instead, through the
+// official socket.io-client (sio-client.js gives it the module's
+// interface): the same hub, events and rooms, over /socket.io/.
 import { WsgateClient } from './wsgate.js';
+
+const SOCKETIO = document.documentElement.dataset.transport === 'socketio';
+const Client = SOCKETIO ? (await import('./sio-client.js')).SocketIOClient : WsgateClient;
 
 const $ = (id) => document.getElementById(id);
 
@@ -52,7 +59,8 @@ function setJoined(id) {
 function connect() {
   if (state.client) state.client.close();
   setJoined('');
-  const client = new WsgateClient('/ws', {
+  const client = new Client(SOCKETIO ? '/' : '/ws', {
+    user: state.user, // Socket.IO's answer to a CONNECT does not name the user
     // A refused handshake (401, 403, 429) looks like a network loss to a
     // page (the browser hides the status; the server log has the reason),
     // so give up after a few attempts instead of retrying forever.
@@ -280,6 +288,7 @@ async function onLogin(e) {
     return;
   }
   // body.token is for non-browser clients; this page relies on the cookie.
+  state.user = body.user;
   showConversations(body.conversations);
   connect();
 }

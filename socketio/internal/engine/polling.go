@@ -120,6 +120,10 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 // and writing them.
 var testHookTaken func(ctx context.Context)
 
+// testHookWritten, set by tests only, runs once a GET has written its
+// frames.
+var testHookWritten func(ctx context.Context)
+
 // await holds g until it has an answer. The frames of a replyPackets or
 // replyClose answer have moved from the queue to s.inflight.
 func (s *Session) await(ctx context.Context, g *getWait) ([]wire.Frame, reply) {
@@ -213,15 +217,21 @@ func payloadLen(f wire.Frame) int {
 }
 
 // deliver writes frames (and the close packet when closing) as the GET's
-// payload. They leave the session only once the write has succeeded and
-// the client is still there; otherwise they go back to the head of the
-// queue, where Closed counts them, and the session closes: the client that
-// took them is gone.
+// payload. They leave the session once the write has succeeded; if the
+// client left before it, or the write fails, they go back to the head of
+// the queue, where Closed counts them, and the session closes: the client
+// that took them is gone. A client that goes once the whole response is
+// written (it read it and closed its connection, as a client without
+// keep-alive does at once) got them: its session goes on, as with the
+// reference server, which stops watching the request once it answered.
 func (s *Session) deliver(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, frames []wire.Frame, final bool) {
 	body := appendPayload(make([]byte, 0, payloadSize(frames)+2), frames, final)
-	err := writeText(w, rc, body, s.srv.opts.WriteTimeout)
+	err := ctx.Err()
 	if err == nil {
-		err = ctx.Err()
+		err = writeText(w, rc, body, s.srv.opts.WriteTimeout)
+		if testHookWritten != nil {
+			testHookWritten(ctx)
+		}
 	}
 	s.mu.Lock()
 	if err != nil && s.state != stateClosed {

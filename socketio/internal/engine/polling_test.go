@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,6 +274,47 @@ func TestPollingCancelledGET(t *testing.T) {
 			t.Fatalf("closed %+v, want transport close with the 3 frames unsent", info)
 		}
 	})
+}
+
+// A client that reads a whole response and closes its connection at once
+// (no keep-alive) got what it held: the session goes on, and nothing is
+// sent twice.
+func TestPollingClientClosingAfterTheResponseKeepsItsSession(t *testing.T) {
+	// Reset after the harness's cleanup, once no handler runs.
+	t.Cleanup(func() { testHookWritten = nil })
+	// Once the response is written, wait until the request's context ends:
+	// the client's close, which net/http sees as a cancellation.
+	var closing atomic.Bool
+	closing.Store(true)
+	testHookWritten = func(ctx context.Context) {
+		if !closing.Load() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	h := newHarness(t, Options{}, false)
+	sid, rec := h.handshake()
+	for i, m := range []string{"a", "b", "c"} {
+		if err := rec.s.Send(textFrame(m)); err != nil {
+			t.Fatal(err)
+		}
+		conn := rawRequest(t, h, "GET", pollQuery(sid), "Connection: close\r\n", "")
+		status, body := readResponse(t, conn)
+		conn.Close()
+		if status != http.StatusOK || body != "4"+m {
+			t.Fatalf("GET %d: %d %q", i, status, body)
+		}
+	}
+	closing.Store(false)
+	if err := rec.s.Send(textFrame("d")); err != nil {
+		t.Fatalf("the session ended: %v", err)
+	}
+	if status, body := h.get(sid); status != http.StatusOK || body != "4d" {
+		t.Fatalf("next GET: %d %q", status, body)
+	}
 }
 
 func TestPollingPayloadLimits(t *testing.T) {
