@@ -76,6 +76,12 @@ func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, c
 		c.Closed("establish_failed")
 		return nil, ErrUnknownConnection
 	}
+	if h.closing.Load() {
+		// Shutdown began while this connection was admitted: it took its
+		// snapshot without it, so the connection is told to go here.
+		c.setReason("shutdown")
+		c.closeWith(CloseServiceRestart, "shutdown", "shutdown")
+	}
 	return c, nil
 }
 

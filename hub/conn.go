@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -136,6 +137,7 @@ func (c *conn) finish(held func()) {
 	}
 	defer c.h.exitRequest()
 	defer held()
+	defer c.h.recoverPanic("cleanup", c.meta)
 	c.cleanup()
 }
 
@@ -373,7 +375,13 @@ func (c *conn) abort() {
 		c.bridged.Abort()
 		return
 	}
-	_ = c.ws.nc.Close()
+	nc := c.ws.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		// Not tls.Conn.Close, which writes close_notify and may wait for a
+		// peer that stopped reading (5 s): the connection is being dropped.
+		nc = tc.NetConn()
+	}
+	_ = nc.Close()
 }
 
 // cleanup releases everything the connection holds. It runs once, on the

@@ -169,6 +169,7 @@ func (h *Hub) disconnectLocal(topic, reason string) {
 
 // membershipLocal applies JoinUser or LeaveUser to this node's connections.
 func (h *Hub) membershipLocal(topic string, kind byte, name string) {
+	defer h.recoverPanic("membership", requestMeta{})
 	for _, c := range h.localConns(topic) {
 		if kind == relayLeave {
 			h.leave(c, name)

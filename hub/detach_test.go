@@ -58,15 +58,23 @@ func TestNodeLimitCountsDetachedConnections(t *testing.T) {
 	eventually(t, "every slot back", func() bool { return limits.InFlight() == 0 && e.hub.Connections() == 0 })
 }
 
-// panickyPresence is a presence store whose Add panics for one user.
-type panickyPresence struct{ user string }
+// panickyPresence is a presence store whose Add, or Remove when onRemove
+// is set, panics for one user.
+type panickyPresence struct {
+	user     string
+	onRemove bool
+}
 
 func (p panickyPresence) Add(_, userID, _ string) {
-	if userID == p.user {
+	if userID == p.user && !p.onRemove {
 		panic("presence exploded")
 	}
 }
-func (panickyPresence) Remove(string, string, string) {}
+func (p panickyPresence) Remove(_, userID, _ string) {
+	if userID == p.user && p.onRemove {
+		panic("presence exploded on remove")
+	}
+}
 func (panickyPresence) Users(context.Context, string) ([]string, error) {
 	return nil, nil
 }
@@ -98,5 +106,18 @@ func TestPanicOnTheConnectionGoroutineIsRecovered(t *testing.T) {
 		return strings.Contains(e.log.String(), `"msg":"panic"`) && limits.Users() == 0 && e.hub.Connections() == 0
 	})
 	// The hub still serves others.
+	e.connect(claims{sub: "alice"})
+}
+
+// A panic in user code while a connection is cleaned up (a Presence store
+// that fails on Remove) is logged; the connection is still released and
+// the process lives on.
+func TestPanicDuringCleanupIsRecovered(t *testing.T) {
+	e := newEnv(t, func(o *hub.Options) { o.Presence = panickyPresence{user: "mallory", onRemove: true} })
+	c := e.connect(claims{sub: "mallory"})
+	c.ws.CloseNow()
+	eventually(t, "the panic logged and the connection released", func() bool {
+		return strings.Contains(e.log.String(), "presence exploded on remove") && e.hub.Connections() == 0
+	})
 	e.connect(claims{sub: "alice"})
 }

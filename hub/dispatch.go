@@ -386,7 +386,11 @@ func (c *conn) refresh(in protocol.Inbound) {
 	c.h.obs.MessageIn(verbAuth, "ok")
 	old := c.identity()
 	c.ident.Store(&id)
-	c.meta.tenant = id.TenantID
+	// meta is not rewritten: handlers past their deadline and other
+	// goroutines read it for their log lines. The change is logged once.
+	if id.TenantID != old.TenantID {
+		c.h.log.Info("tenant_changed", c.msgAttrs(slog.String("new_tenant", id.TenantID))...)
+	}
 	c.scheduleExpiry(id.ExpiresAt)
 	if id.TenantID != old.TenantID || !slices.Equal(id.Roles, old.Roles) {
 		c.reauthorize(id)

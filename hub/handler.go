@@ -131,7 +131,9 @@ func Handle[In, Out any](h *Hub, event string, fn func(ctx Context, in In) (Out,
 		}
 		if sanitize {
 			if err := h.opts.Sanitizer.Struct(in); err != nil {
-				return nil, err
+				// Its text names the type's structure: the client gets a
+				// fixed message.
+				return nil, errInvalidData
 			}
 		}
 		return *in, nil
@@ -187,6 +189,8 @@ func (h *Hub) handler(event string) *handler {
 	defer h.handlersMu.RUnlock()
 	return h.handlers[event]
 }
+
+var errInvalidData = errors.New("invalid data")
 
 // decodeStrict decodes exactly one JSON value into v, refusing unknown
 // fields and trailing data.

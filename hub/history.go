@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -170,6 +172,10 @@ func (h *Hub) readHistory(ctx context.Context, r route, since *adapter.Position)
 // reader that started it going away does not fail the others.
 func (h *Hub) doRead(rd *historyRead, k historyKey, topic string, q adapter.HistoryQuery) {
 	defer func() {
+		if p := recover(); p != nil { // the broker is user code
+			h.log.Error("panic", slog.String("in", "history"), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			rd.err = fmt.Errorf("hub: history of %s: %v", topic, p)
+		}
 		h.reads.mu.Lock()
 		delete(h.reads.m, k)
 		h.reads.mu.Unlock()

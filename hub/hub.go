@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -268,4 +269,13 @@ func (m requestMeta) attrs(extra ...any) []any {
 	}
 	a = append(a, slog.String("ip", m.ip), slog.String("user_agent", m.userAgent))
 	return append(a, extra...)
+}
+
+// recoverPanic, deferred, logs a panic of user code (a Presence store, an
+// Observer, a broker) on a goroutine of the hub's own instead of letting it
+// end the process.
+func (h *Hub) recoverPanic(where string, meta requestMeta) {
+	if p := recover(); p != nil {
+		h.log.Error("panic", meta.attrs(slog.String("in", where), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))...)
+	}
 }

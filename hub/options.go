@@ -190,9 +190,9 @@ type Options struct {
 	SendQueueBytes    int
 	// SlowConsumer says what happens when the queue is full. Default Disconnect.
 	SlowConsumer SlowConsumerPolicy
-	// WriteTimeout bounds the writing of one batch of queued frames (at most
-	// SendQueueBytes) to a peer whose socket buffer is full, so a peer must
-	// read at least that fast; what the socket takes at once needs no
+	// WriteTimeout bounds each write to a peer whose socket buffer is full:
+	// the peer must take a chunk (at most 16 KiB) within it, or the
+	// connection is dropped; what the socket takes at once needs no
 	// deadline. Default 10s.
 	WriteTimeout time.Duration
 

@@ -101,7 +101,8 @@ func (c *conn) onFrame(op wire.Opcode, p []byte) (control bool) {
 	case c.closing.Load():
 		// Waiting for the peer's close frame.
 	case !c.allowControl():
-		// Closing now; read on until the peer answers.
+		// Over the rate: not answered, not counted as a heartbeat (and,
+		// past the abuse limit, closing).
 	case op == wire.OpPing:
 		c.ws.out.Pong(p)
 	default:
@@ -202,9 +203,8 @@ func (c *conn) allowControl() bool {
 		c.setReason("ping_flood")
 		c.h.log.Warn("control_flood", c.meta.attrs()...)
 		c.closeAbuse("control frame flood")
-		return false
 	}
-	return true
+	return false
 }
 
 // closeAbuse closes the connection with 1008 at once; the reader gives up

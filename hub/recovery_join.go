@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,9 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 	recoveryStep("held")
 	if err := c.h.join(c, r.room); err != nil {
 		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
+		if !slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
+			c.forgetCursor(r.room) // holdRoom made it for a room c is not in
+		}
 		return err
 	}
 	recoveryStep("joined")

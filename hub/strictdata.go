@@ -30,8 +30,19 @@ type dataFrame struct {
 	t      reflect.Type // the struct an object decodes into, an array's element type; nil: anything
 	values reflect.Type // the value type of an object that decodes into a map
 	object bool
-	keys   []string // the keys seen so far in this object
+	keys   []string            // the keys seen so far in this object, while they are few
+	seen   map[string]struct{} // ... and once they are many, so that a check stays linear
 }
+
+// Bounds of checkDataKeys: past manyKeys keys an object's keys go into a
+// map; past maxDataDepth nested objects and arrays the data is refused (a
+// handler's input is not that deep, and the walk's stack stays small).
+const (
+	manyKeys     = 16
+	maxDataDepth = 256
+)
+
+var errTooDeep = errors.New("data is nested too deeply")
 
 // checkDataKeys walks data, a valid JSON value, with t, the type it decodes
 // into, and refuses ambiguous keys.
@@ -41,8 +52,14 @@ func checkDataKeys(data []byte, t reflect.Type) error {
 	for i := 0; i < len(data); i++ {
 		switch c := data[i]; c {
 		case '{':
+			if len(stack) == maxDataDepth {
+				return errTooDeep
+			}
 			stack = append(stack, dataFrame{t: structOrNil(cur), values: mapValues(cur), object: true})
 		case '[':
+			if len(stack) == maxDataDepth {
+				return errTooDeep
+			}
 			stack = append(stack, dataFrame{t: elemOf(cur)})
 			cur = elemOf(cur)
 		case '}', ']':
@@ -74,10 +91,24 @@ func (f *dataFrame) key(raw []byte) (reflect.Type, error) {
 		return nil, errEscapedKey
 	}
 	key := string(raw)
-	if slices.Contains(f.keys, key) {
-		return nil, fmt.Errorf("%w: %q", errDuplicateKey, key)
+	if f.seen != nil {
+		if _, dup := f.seen[key]; dup {
+			return nil, fmt.Errorf("%w: %q", errDuplicateKey, key)
+		}
+		f.seen[key] = struct{}{}
+	} else {
+		if slices.Contains(f.keys, key) {
+			return nil, fmt.Errorf("%w: %q", errDuplicateKey, key)
+		}
+		f.keys = append(f.keys, key)
+		if len(f.keys) > manyKeys {
+			f.seen = make(map[string]struct{}, 2*len(f.keys))
+			for _, k := range f.keys {
+				f.seen[k] = struct{}{}
+			}
+			f.keys = nil
+		}
 	}
-	f.keys = append(f.keys, key)
 	if f.t == nil {
 		return f.values, nil
 	}

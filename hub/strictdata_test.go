@@ -2,7 +2,10 @@ package hub
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,6 +60,19 @@ func TestCheckDataKeys(t *testing.T) {
 				t.Fatalf("checkDataKeys(%s) = %v, want ok %v", tc.data, err, tc.ok)
 			}
 		})
+	}
+	many := []byte(`{"free":{`)
+	for i := range 5000 {
+		many = fmt.Appendf(many, `"k%d":"v",`, i)
+	}
+	if err := checkDataKeys(append(many, `"k17":"again"}}`...), typ); !errors.Is(err, errDuplicateKey) {
+		t.Fatalf("a duplicate among many keys: %v", err)
+	}
+	if err := checkDataKeys(append(many[:len(many)-1], `}}`...), typ); err != nil {
+		t.Fatalf("5,000 distinct keys: %v", err)
+	}
+	if err := checkDataKeys([]byte(strings.Repeat("[", maxDataDepth+1)+strings.Repeat("]", maxDataDepth+1)), nil); !errors.Is(err, errTooDeep) {
+		t.Fatalf("data nested past the bound: %v", err)
 	}
 	if err := checkDataKeys([]byte(`[{"name":"a"},{"nAme":"b"}]`), reflect.TypeFor[[]inner]()); err == nil {
 		t.Fatal("a slice input's element key in another case was accepted")

@@ -219,7 +219,11 @@ func (rd *Reader) check(h header, b0 byte) error {
 	default:
 		return violation(StatusProtocolError, "unknown opcode")
 	}
-	if int64(len(rd.msg))+h.length > rd.opts.MaxMessageBytes {
+	var sofar int64 // what the message being assembled already holds
+	if rd.inMessage {
+		sofar = int64(len(rd.msg))
+	}
+	if sofar+h.length > rd.opts.MaxMessageBytes {
 		return violation(StatusMessageTooBig, "message too big")
 	}
 	if !h.fin && h.length == 0 {

@@ -98,6 +98,7 @@ func TestReader(t *testing.T) {
 		{name: "invalid_utf8_text", in: clientFrame(fin(OpText), []byte{0xc3, 0x28}), code: StatusInvalidPayload},
 		{name: "frame_over_the_limit_is_refused_at_its_header", in: clientFrame(fin(OpText), make([]byte, 11))[:8], opts: ReaderOptions{MaxMessageBytes: 10}, code: StatusMessageTooBig},
 		{name: "fragments_over_the_limit", in: concat(clientFrame(cont(OpText), make([]byte, 6)), clientFrame(fin(OpContinuation), make([]byte, 6))), opts: ReaderOptions{MaxMessageBytes: 10}, code: StatusMessageTooBig},
+		{name: "a_fragmented_message_does_not_count_against_the_next", in: concat(clientFrame(cont(OpText), make([]byte, 200)), clientFrame(fin(OpContinuation), make([]byte, 200)), clientFrame(fin(OpBinary), make([]byte, 900))), opts: ReaderOptions{MaxMessageBytes: 1000}, want: []got{{OpText, string(make([]byte, 400))}, {OpBinary, string(make([]byte, 900))}}},
 		{name: "empty_non_final_fragment", in: concat(clientFrame(cont(OpText), []byte("a")), clientFrame(cont(OpContinuation), nil)), code: StatusPolicyViolation},
 		{name: "empty_non_final_first_frame", in: clientFrame(cont(OpText), nil), code: StatusPolicyViolation},
 		{name: "too_many_fragments", in: concat(clientFrame(cont(OpText), []byte("a")), clientFrame(cont(OpContinuation), []byte("b")), clientFrame(cont(OpContinuation), []byte("c"))), opts: ReaderOptions{MaxFragments: 2}, code: StatusPolicyViolation},
