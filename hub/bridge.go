@@ -63,8 +63,7 @@ func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, c
 		sink:    s,
 		bridged: s,
 		started: time.Now(),
-		done:    make(chan struct{}),
-		release: release,
+		release: release, // no done: only the hub's own writer reports a close frame out
 	}
 	c.holds.Store(1)
 	meta.connID = c.id
