@@ -62,6 +62,7 @@ benchcheck:
 # Short fuzzing runs of every decoder (FUZZTIME=5m for longer).
 FUZZTIME ?= 30s
 fuzz:
+	$(GO) test ./internal/wire -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/protocol -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./room -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzValidRoom -fuzztime $(FUZZTIME)
