@@ -36,7 +36,11 @@ afterEach(() => closeClients());
 async function joined(user, address, opts = {}) {
   const socket = client(chat.url, address, { auth: { token: token(user) }, ...opts });
   await connected(socket);
-  assert.equal(await socket.emitWithAck('join', ROOM), undefined, 'join answered without an error');
+  // The conversation keeps history: the join's ack is its position, not
+  // an error.
+  const ack = await socket.emitWithAck('join', ROOM);
+  assert.equal(ack?.error, undefined, 'join answered without an error');
+  assert.equal(typeof ack?.epoch, 'string', 'the join answers the room\'s position');
   return socket;
 }
 
@@ -120,7 +124,7 @@ test('auth as a function', async () => {
   });
   await connected(alice);
   assert.equal(calls, 1);
-  assert.equal(await alice.emitWithAck('join', ROOM), undefined);
+  assert.equal(typeof (await alice.emitWithAck('join', ROOM))?.epoch, 'string');
   const own = next(alice, 'message:new');
   await alice.emitWithAck('message:send', { conversationId: CONVERSATION, content: 'auth by function' });
   assert.equal((await own).senderId, 'alice', 'the token the function gave is the identity');
@@ -157,7 +161,7 @@ test('a forbidden join is answered through the ack', async () => {
   assert.deepEqual(refused.error.code, 'FORBIDDEN');
   assert.deepEqual((await alice.emitWithAck('join', 'global')).error.code, 'FORBIDDEN');
   assert.deepEqual((await alice.emitWithAck('join', '')).error.code, 'INVALID_MESSAGE');
-  assert.equal(await alice.emitWithAck('join', ROOM), undefined, 'and an allowed one succeeds');
+  assert.equal(typeof (await alice.emitWithAck('join', ROOM))?.epoch, 'string', 'and an allowed one succeeds with the room\'s position');
   assert.ok(alice.connected, 'refusals leave the connection up');
 });
 
@@ -216,7 +220,7 @@ test('a shutdown closes with 1012 and the client reconnects, then works', { time
   console.log(`examples/chat restarted (PID ${chat.child.pid}) on ${chat.url}`);
   await Promise.all([connected(ws, 20_000), connected(polling, 20_000)]);
   // Rooms other than the automatic ones are the client's to rejoin.
-  for (const s of [ws, polling]) assert.equal(await s.emitWithAck('join', ROOM), undefined);
+  for (const s of [ws, polling]) assert.equal(typeof (await s.emitWithAck('join', ROOM))?.epoch, 'string');
   const got = next(polling, 'message:new');
   const reply = await ws.emitWithAck('message:send', { conversationId: CONVERSATION, content: 'after the restart' });
   assert.equal((await got).id, reply.id);
