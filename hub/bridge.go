@@ -36,12 +36,12 @@ func attach(hv any, req bridge.Request, id auth.Identity, codec protocol.Codec, 
 		ip: req.ClientIP, userAgent: truncate(req.UserAgent), origin: truncate(req.Origin),
 		host: truncate(req.Host), path: truncate(req.Path), requestID: req.RequestID,
 	}
-	return h.attach(req.Ctx, meta, id, codec, s)
+	return h.attach(req.Ctx, meta, id, codec, s, nil)
 }
 
 // attach starts a bridged connection of id, whose request is described by
 // meta; base is the context its handlers derive from.
-func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, codec protocol.Codec, s bridge.Sink) (bridge.Conn, error) {
+func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, codec protocol.Codec, s bridge.Sink, resume *bridge.Resume) (bridge.Conn, error) {
 	if !h.enterRequest() {
 		return nil, ErrShuttingDown
 	}
@@ -65,13 +65,22 @@ func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, c
 		started: time.Now(),
 		release: release, // no done: only the hub's own writer reports a close frame out
 	}
+	c.tracker, _ = s.(bridge.Tracker)
+	if resume != nil {
+		if c.tracker == nil {
+			h.exitRequest()
+			release()
+			return nil, errors.New("hub: a Resume needs a transport that keeps positions (bridge.Tracker)")
+		}
+		c.prevID = resume.PrevID
+	}
 	c.holds.Store(1)
 	meta.connID = c.id
 	c.meta = meta
 	c.ctx, c.cancel = context.WithCancel(base)
 	h.register(c)
 	c.lastRead.Store(time.Now().UnixNano())
-	if !c.establish(id) {
+	if !c.establishResumed(id, resume) {
 		c.Closed("establish_failed")
 		return nil, ErrUnknownConnection
 	}
@@ -115,7 +124,7 @@ func connect(hv any, cred bridge.Credential, codec protocol.Codec, s bridge.Sink
 	if rej != nil {
 		return nil, rej
 	}
-	return h.attach(h.opts.ConnContext(context.WithoutCancel(r.Context()), r), meta, id, codec, s)
+	return h.attach(h.opts.ConnContext(context.WithoutCancel(r.Context()), r), meta, id, codec, s, cred.Resume)
 }
 
 // authenticateBridged verifies the in-band token, or the request's

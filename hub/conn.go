@@ -34,6 +34,8 @@ type conn struct {
 	ws       *wsConn     // the socket, for a connection of the hub's own endpoint; nil when bridged
 	sink     sink        // where frames go: &out, or the bridging transport's
 	bridged  bridge.Sink // the bridging transport, nil for a WebSocket of our own
+	tracker  bridge.Tracker // the bridging transport, when it keeps positions (see bridge.Tracker)
+	prevID   string         // the connection a Resume continues: its exclusions hold on replay
 	meta     requestMeta
 	started  time.Time
 	release  func() // admission slot; called once by cleanup
@@ -216,7 +218,12 @@ func (c *conn) startReading(id *auth.Identity, st startState) bool {
 
 // establish records the identity, joins the automatic rooms and welcomes the
 // client.
-func (c *conn) establish(id auth.Identity) bool {
+func (c *conn) establish(id auth.Identity) bool { return c.establishResumed(id, nil) }
+
+// establishResumed is establish, resuming a session when resume is set: its
+// rooms are joined again before the welcome, the transport is told whether
+// the missed events of its rooms with history follow, and they do.
+func (c *conn) establishResumed(id auth.Identity, resume *bridge.Resume) bool {
 	c.ident.Store(&id)
 	c.meta.user, c.meta.tenant = id.UserID, id.TenantID
 	// Rooms with history are held back from before their subscription to
@@ -246,6 +253,10 @@ func (c *conn) establish(id auth.Identity) bool {
 			return false
 		}
 	}
+	var rs resumed
+	if resume != nil {
+		holds, rs = c.rejoin(id, holds, resume)
+	}
 	c.scheduleExpiry(id.ExpiresAt)
 	c.h.log.Info("connect", c.meta.attrs()...)
 	c.h.obs.Connected()
@@ -261,13 +272,17 @@ func (c *conn) establish(id auth.Identity) bool {
 		positions = c.readTops(holds)
 		recoveryStep("positions")
 	}
+	if resume != nil {
+		rs.decide(c, holds)
+		c.tracker.Resumed(rs.ok)
+	}
 	c.sendClass(wire.Open, &protocol.Message{Kind: protocol.MsgWelcome, Welcome: protocol.Welcome{
 		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
 		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),
 		Positions:   positions,
 	}})
 	if len(holds) > 0 {
-		c.releaseAuto(holds)
+		c.releaseAuto(holds, rs.ok)
 	}
 	if fn := c.h.opts.OnConnect; fn != nil {
 		c.hook("OnConnect", func() { fn(c.info()) })

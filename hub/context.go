@@ -99,7 +99,7 @@ func (x Context) Join(name string) error {
 	if !room.Valid(name) {
 		return fmt.Errorf("hub: %w", room.ErrInvalidName)
 	}
-	return x.call.c.h.join(x.call.c, name)
+	return x.call.c.h.joinBy(x.call.c, name)
 }
 
 // Leave removes the connection from room.

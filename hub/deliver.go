@@ -110,7 +110,20 @@ func (f *fanout) to(c *conn) {
 
 // queue queues the message for c and reports whether it was.
 func (f *fanout) queue(c *conn) bool {
-	r := c.sink.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...)
+	return f.queued(c, c.sink.SendBatch(f.batch, wire.Broadcast, f.encoded(c)...))
+}
+
+// queueAt queues a message of a room with history, at its position for a
+// transport that keeps positions.
+func (f *fanout) queueAt(c *conn) bool {
+	if c.tracker == nil {
+		return f.queue(c)
+	}
+	return f.queued(c, c.tracker.SendAt(f.batch, f.msg.Room, f.msg.Pos, f.encoded(c)...))
+}
+
+// queued counts what became of a unit queued for c.
+func (f *fanout) queued(c *conn, r wire.Result) bool {
 	switch r {
 	case wire.Queued:
 		f.delivered++
@@ -176,7 +189,7 @@ func (h *Hub) membershipLocal(topic string, kind byte, name string) {
 			c.forgetAuto(name)
 			continue
 		}
-		if err := h.join(c, name); err != nil && !errors.Is(err, ErrUnknownConnection) {
+		if err := h.joinBy(c, name); err != nil && !errors.Is(err, ErrUnknownConnection) {
 			h.log.Warn("join_user_failed", c.meta.attrs(slog.String("room", name), slog.String("reason", err.Error()))...)
 		}
 	}

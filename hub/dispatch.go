@@ -283,6 +283,9 @@ func (c *conn) clientJoin(in protocol.Inbound) {
 			}
 		} else {
 			err = c.h.join(c, in.Room)
+			if err == nil {
+				c.joined(in.Room, true)
+			}
 		}
 	}
 	c.h.obs.MessageIn(verbJoin, joinOutcome(err))

@@ -147,7 +147,11 @@ func (f *fanout) toTracked(c *conn) {
 		// The stream started again: what came after last is lost to c.
 		f.h.recoverSignal(c, m.Room, last)
 	}
-	if skip || f.queue(c) {
+	switch {
+	case skip:
+		cur.pos = m.Pos
+		c.told(m.Room, m.Pos)
+	case f.queueAt(c):
 		cur.pos = m.Pos
 	}
 }
@@ -191,6 +195,10 @@ func (c *conn) fill(ctx context.Context, name string, pos protocol.Position) pro
 // give it every message after pos, and the client should join the room
 // with since to learn whether it can recover.
 func (h *Hub) recoverSignal(c *conn, name string, pos protocol.Position) {
+	if c.tracker != nil {
+		c.tracker.Lost(name) // the transport has a recovery of its own
+		return
+	}
 	data, _ := json.Marshal(positionData(pos))
 	c.sendClass(wire.Broadcast, &protocol.Message{Kind: protocol.MsgEvent, Event: recoverEvent, Room: name, Data: data})
 }
@@ -210,7 +218,7 @@ func positionData(p protocol.Position) positionJSON {
 func (c *conn) replay(ctx context.Context, entries []replayed, epoch string) {
 	for i := range entries {
 		e := &entries[i]
-		if e.rl.except == c.id {
+		if c.excluded(e.rl.except) {
 			continue
 		}
 		m := e.rl.msg
@@ -221,11 +229,25 @@ func (c *conn) replay(ctx context.Context, entries []replayed, epoch string) {
 	}
 }
 
+// excluded reports whether a message whose publisher left out the
+// connection except was not for c: c is that connection, or resumes it.
+func (c *conn) excluded(except string) bool {
+	return except != "" && (except == c.id || except == c.prevID)
+}
+
+// told tells a transport that keeps positions that its client was told
+// pos of a room without an event.
+func (c *conn) told(name string, pos protocol.Position) {
+	if c.tracker != nil && pos.Epoch != "" {
+		c.tracker.Told(name, pos)
+	}
+}
+
 // missed counts the entries replay sends c.
 func (c *conn) missed(entries []replayed) int {
 	n := 0
 	for i := range entries {
-		if entries[i].rl.except != c.id {
+		if !c.excluded(entries[i].rl.except) {
 			n++
 		}
 	}
@@ -253,6 +275,7 @@ func (c *conn) releaseHeld(ctx context.Context, name string, hb *holdback, pos p
 			}
 			cur.pos, cur.hold = pos, nil
 			c.histMu.Unlock()
+			c.told(name, pos)
 			return
 		}
 		c.histMu.Unlock()
@@ -295,9 +318,13 @@ func (c *conn) sendPaced(ctx context.Context, m *protocol.Message) bool {
 	if c.compress {
 		frames = deflateFrames(frames, c.h.opts.CompressionThreshold)
 	}
+	send := func() wire.Result { return c.sink.Send(wire.Broadcast, frames...) }
+	if c.tracker != nil && m.Room != "" && m.Pos.Epoch != "" {
+		send = func() wire.Result { return c.tracker.SendAt(nil, m.Room, m.Pos, frames...) }
+	}
 	wait := time.Millisecond
 	for {
-		switch r := c.sink.Send(wire.Broadcast, frames...); r {
+		switch r := send(); r {
 		case wire.Queued:
 			return true
 		case wire.Full:

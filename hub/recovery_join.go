@@ -41,6 +41,7 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		return err
 	}
 	recoveryStep("joined")
+	c.joined(r.room, true)
 	var since *adapter.Position
 	if in.Since != nil {
 		p := adapter.Position(*in.Since)
@@ -101,6 +102,11 @@ type autoHold struct {
 	r   route
 	hb  *holdback
 	top protocol.Position
+	// For a room of a Resume: the position its client last received (nil
+	// when unknown), and what the read after it gave.
+	resumed bool
+	since   *adapter.Position
+	rd      *historyRead
 }
 
 // holdAuto starts holding back the live messages of a room with history
@@ -133,13 +139,13 @@ func (c *conn) readTops(holds []autoHold) []protocol.RoomPosition {
 	for i := range holds {
 		wg.Go(func() {
 			a := &holds[i]
-			rd, err := c.h.readHistory(ctx, a.r, nil)
+			rd, err := c.h.readHistory(ctx, a.r, a.since)
 			if err != nil {
 				c.h.log.Warn("position_unknown", c.meta.attrs(slog.String("room", a.r.room), slog.String("error", err.Error()))...)
 				a.top = c.cursorPos(a.r.room)
 				return
 			}
-			a.top = protocol.Position(rd.res.Top)
+			a.top, a.rd = protocol.Position(rd.res.Top), rd
 		})
 	}
 	wg.Wait()
@@ -153,14 +159,18 @@ func (c *conn) readTops(holds []autoHold) []protocol.RoomPosition {
 }
 
 // releaseAuto lets the held rooms' live messages through, those newer than
-// the tops the welcome carried.
-func (c *conn) releaseAuto(holds []autoHold) {
+// the tops the welcome carried; with replay (a Resume that recovered),
+// after the events each resumed room's client missed.
+func (c *conn) releaseAuto(holds []autoHold, replay bool) {
 	// Not a child of c.ctx, which would keep the bookkeeping of a
 	// cancelled child for the rest of an idle connection's life; a closed
 	// connection's writer refuses what is sent, which ends the release.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
 	for _, a := range holds {
+		if replay && a.resumed {
+			c.replay(ctx, a.rd.entries, a.top.Epoch)
+		}
 		c.releaseHeld(ctx, a.r.room, a.hb, a.top)
 	}
 }

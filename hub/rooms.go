@@ -43,9 +43,30 @@ func (h *Hub) join(c *conn, name string) error {
 	return nil
 }
 
+// joinBy is join for a room the server joins c to (Context.Join, JoinConn,
+// JoinUser).
+func (h *Hub) joinBy(c *conn, name string) error {
+	if err := h.join(c, name); err != nil {
+		return err
+	}
+	c.joined(name, false)
+	return nil
+}
+
+// joined tells a transport that keeps positions that c joined a room that
+// is not one of its automatic rooms.
+func (c *conn) joined(name string, byClient bool) {
+	if c.tracker != nil && !c.isAuto(name) {
+		c.tracker.Joined(name, byClient)
+	}
+}
+
 // leave takes c out of a room, and out of presence if it was in the room.
 func (h *Hub) leave(c *conn, name string) (left, last bool) {
 	left, last = h.index.Leave(name, c)
+	if left && c.tracker != nil {
+		c.tracker.Left(name)
+	}
 	if left && h.opts.Presence != nil {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
@@ -101,7 +122,7 @@ func (h *Hub) JoinConn(connID, name string) error {
 	if !room.Valid(name) {
 		return fmt.Errorf("hub: %w", room.ErrInvalidName)
 	}
-	return h.join(c, name)
+	return h.joinBy(c, name)
 }
 
 // LeaveConn removes a connection of this node from a room.

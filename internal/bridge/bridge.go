@@ -89,6 +89,62 @@ type Credential struct {
 	// user agent, origin, path and request id for the log, the Tracer's
 	// handshake and Options.ConnContext. Required.
 	Request *http.Request
+	// Resume, when set, resumes the session of a connection that ended:
+	// its rooms are joined again and what it missed of its rooms with
+	// history is replayed after the welcome, all or nothing (see Resume).
+	Resume *Resume
+}
+
+// Resume is a session to resume: the rooms a connection was in and, for
+// those with history, the position its client last received.
+type Resume struct {
+	// PrevID is the id of the connection that ended: a message its
+	// publisher sent to everyone but that connection is not replayed.
+	PrevID string
+	// Rooms are the rooms to join again.
+	Rooms []ResumeRoom
+}
+
+// ResumeRoom is one room of a Resume.
+type ResumeRoom struct {
+	Room string
+	// ByClient: the client joined the room itself, so the hub's room
+	// policy decides again, as for a fresh join. A room the server joined
+	// the connection to is joined again as the server did (automatic
+	// rooms are those of the new identity in any case).
+	ByClient bool
+	// Since is the position the client last received of a room with
+	// history; nil when it is unknown, which fails the recovery.
+	Since *protocol.Position
+}
+
+// Tracker is implemented by a Sink that keeps what it was sent of the
+// rooms with history (Socket.IO's connection state recovery, which tells
+// the client a position with every event). The hub calls its methods as
+// it calls the Sink's; Joined and Left may block briefly (they write where
+// another node can read them) and are never called under the hub's locks.
+type Tracker interface {
+	Sink
+	// SendAt queues an event of a room with history at pos, as
+	// SendBatch queues a broadcast (b may be nil); the Tracker records pos
+	// once the event is queued. Events of one room come in offset order.
+	SendAt(b *wire.Batch, room string, pos protocol.Position, frames ...wire.Frame) wire.Result
+	// Told records that the client was told a room's position without an
+	// event of it: the top of a room joined, of an automatic room, or
+	// reached by a replay; an event left out for this connection.
+	Told(room string, pos protocol.Position)
+	// Joined records that the connection joined a room after it was
+	// established, by its client's request or by the server's (byClient
+	// false); Left that it left one. Automatic rooms are not reported.
+	Joined(room string, byClient bool)
+	Left(room string)
+	// Resumed tells the outcome of a Resume, before the welcome is sent:
+	// whether every missed event of every room with history follows it.
+	Resumed(recovered bool)
+	// Lost tells that the hub could not give the client every event of a
+	// room with history after what it sent (a gap history could not
+	// fill): the client should reconnect and recover.
+	Lost(room string)
 }
 
 // Connect authenticates cred with hub h's own Authenticator (the auth
