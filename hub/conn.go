@@ -30,10 +30,10 @@ type conn struct {
 	h        *Hub
 	id       string
 	codec    protocol.Codec
-	compress bool        // permessage-deflate was negotiated
-	ws       *wsConn     // the socket, for a connection of the hub's own endpoint; nil when bridged
-	sink     sink        // where frames go: &out, or the bridging transport's
-	bridged  bridge.Sink // the bridging transport, nil for a WebSocket of our own
+	compress bool           // permessage-deflate was negotiated
+	ws       *wsConn        // the socket, for a connection of the hub's own endpoint; nil when bridged
+	sink     sink           // where frames go: &out, or the bridging transport's
+	bridged  bridge.Sink    // the bridging transport, nil for a WebSocket of our own
 	tracker  bridge.Tracker // the bridging transport, when it keeps positions (see bridge.Tracker)
 	prevID   string         // the connection a Resume continues: its exclusions hold on replay
 	meta     requestMeta
