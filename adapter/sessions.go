@@ -13,9 +13,15 @@ import (
 // holds.
 //
 // A record is opaque bytes of at most MaxSessionRecord bytes under an id of
-// at most MaxSessionID bytes. Every record has a TTL; an expired record is
-// gone as if deleted. Implementations are safe for concurrent use and
-// bound the memory they hold.
+// 1 to MaxSessionID bytes. Every record has a TTL; an expired record is
+// gone as if deleted. An id out of bounds, a record too large or a TTL not
+// positive is refused with an error wrapping ErrInvalidOptions, before
+// anything is changed. The id is the client's secret: implementations keep
+// it out of their errors and logs. Implementations are safe for
+// concurrent use and bound the memory they hold.
+//
+// adapter/memory and adapter/redis implement it; adapter/sessiontest
+// checks an implementation against this contract.
 type SessionStore interface {
 	// Save writes the record of id, replacing any, to live for ttl.
 	Save(ctx context.Context, id string, record []byte, ttl time.Duration) error
