@@ -276,6 +276,13 @@ func (c *conn) establishResumed(id auth.Identity, resume *bridge.Resume) bool {
 		rs.decide(c, holds)
 		c.tracker.Resumed(rs.ok)
 	}
+	for _, a := range holds {
+		if a.resumed && rs.ok {
+			c.told(a.r.room, protocol.Position(*a.since))
+		} else {
+			c.told(a.r.room, a.top)
+		}
+	}
 	c.sendClass(wire.Open, &protocol.Message{Kind: protocol.MsgWelcome, Welcome: protocol.Welcome{
 		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,
 		HeartbeatMS: c.h.opts.PingInterval.Milliseconds(),

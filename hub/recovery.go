@@ -147,11 +147,7 @@ func (f *fanout) toTracked(c *conn) {
 		// The stream started again: what came after last is lost to c.
 		f.h.recoverSignal(c, m.Room, last)
 	}
-	switch {
-	case skip:
-		cur.pos = m.Pos
-		c.told(m.Room, m.Pos)
-	case f.queueAt(c):
+	if skip || f.queueAt(c) {
 		cur.pos = m.Pos
 	}
 }
@@ -235,8 +231,9 @@ func (c *conn) excluded(except string) bool {
 	return except != "" && (except == c.id || except == c.prevID)
 }
 
-// told tells a transport that keeps positions that its client was told
-// pos of a room without an event.
+// told tells a transport that keeps positions where its client starts in
+// a room, without an event: the top of the room when it joined, or the
+// position a resume continues from.
 func (c *conn) told(name string, pos protocol.Position) {
 	if c.tracker != nil && pos.Epoch != "" {
 		c.tracker.Told(name, pos)
@@ -275,7 +272,6 @@ func (c *conn) releaseHeld(ctx context.Context, name string, hb *holdback, pos p
 			}
 			cur.pos, cur.hold = pos, nil
 			c.histMu.Unlock()
-			c.told(name, pos)
 			return
 		}
 		c.histMu.Unlock()

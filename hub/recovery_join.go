@@ -74,6 +74,11 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		}
 		c.h.log.Info("recovery", c.msgAttrs(attrs...)...)
 	}
+	if since != nil && ack.Recovered != nil && *ack.Recovered {
+		c.told(r.room, protocol.Position(*since))
+	} else {
+		c.told(r.room, base)
+	}
 	if in.HasID {
 		data, _ := json.Marshal(ack)
 		c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})

@@ -45,6 +45,11 @@ func (c *conn) rejoin(id auth.Identity, holds []autoHold, resume *bridge.Resume)
 	var rs resumed
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
+	if id.UserID != resume.UserID {
+		c.h.log.Warn("resume_refused", c.meta.attrs(slog.String("reason", "other_user"))...)
+		rs.fail("other_user")
+		return holds, rs
+	}
 	for _, rr := range resume.Rooms {
 		if !room.Valid(rr.Room) {
 			rs.fail("invalid_room")
@@ -54,8 +59,8 @@ func (c *conn) rejoin(id auth.Identity, holds []autoHold, resume *bridge.Resume)
 			holds[i].mark(rr)
 			continue
 		}
-		if c.isAuto(rr.Room) {
-			continue // an automatic room without history
+		if c.isAuto(rr.Room) || rr.Auto {
+			continue // an automatic room without history, or no longer one
 		}
 		if rr.ByClient {
 			if err := c.h.opts.Rooms.CanJoin(ctx, id, rr.Room); err != nil {

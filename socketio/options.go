@@ -180,6 +180,13 @@ type Options struct {
 	// that holds it (see StickyCookie). Default: none.
 	Cookie StickyCookie
 
+	// Recovery, when set, enables connection state recovery for every
+	// namespace (see Recovery): a socket.io-client created with
+	// connectionStateRecovery resumes its session after a reconnect. The
+	// hubs' history decides what can be recovered. Default nil: off, and
+	// no offset is added to events.
+	Recovery *Recovery
+
 	// Logger receives the server's own log lines (protocol errors, origin
 	// refusals of the default check); connections log through their
 	// hub's logger with the Socket.IO id (the hub's connection id). The
@@ -268,6 +275,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.AuthToken == nil {
 		o.AuthToken = tokenMember
 	}
+	rc, err := o.Recovery.withDefaults()
+	if err != nil {
+		return o, err
+	}
+	o.Recovery = rc
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -43,6 +43,8 @@ type Server struct {
 	relMu   sync.Mutex    // guards the fields below
 	relN    int           // release goroutines running
 	relIdle chan struct{} // closed when relN drops to zero; nil when no one waits
+
+	recov recoverables // the live sockets whose session records are refreshed
 }
 
 // namespace is one entry of Options.Namespaces, with what its sockets need.
@@ -63,6 +65,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv := &Server{opts: opts, spaces: make(map[string]*namespace, len(opts.Namespaces)), log: opts.Logger}
+	srv.recov.rc = opts.Recovery
 	var maxBytes int64
 	for nsp, h := range opts.Namespaces {
 		st, err := bridge.SettingsOf(h)

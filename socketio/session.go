@@ -210,7 +210,13 @@ func (s *session) connect(p *sio.Packet) {
 	r := s.hs.request()
 	r = r.WithContext(context.WithValue(r.Context(), socketKey{}, k))
 	cred := bridge.Credential{Token: s.srv.opts.AuthToken(p.Data), Request: r}
-	conn, err := bridge.Connect(ns.hub, cred, ns.codec, k)
+	var sink bridge.Sink = k
+	if rc := s.srv.opts.Recovery; rc != nil {
+		k.tr = &tracked{socket: k, rc: rc, pid: newPID(), gen: newGen()}
+		cred.Resume, k.tr.resumePID = s.srv.resumeOf(p.Namespace, p.Data)
+		sink = k.tr
+	}
+	conn, err := bridge.Connect(ns.hub, cred, ns.codec, sink)
 	if err != nil {
 		s.refused(p.Namespace, err)
 		return
@@ -223,6 +229,9 @@ func (s *session) connect(p *sio.Packet) {
 			c.Closed(s.reason(engine.ReasonServerClose))
 		}
 		return
+	}
+	if k.tr != nil {
+		k.tr.connected(conn.UserID(), conn.ID())
 	}
 	if ev := s.srv.opts.ConnectEvent; ev != "" {
 		payload := p.Data
@@ -284,6 +293,9 @@ func (s *session) disconnect(k *socket) {
 	if c := k.end(); c != nil {
 		c.Closed("client_closed")
 	}
+	if k.tr != nil {
+		go k.tr.ended(true) // the client left the namespace
+	}
 }
 
 // fits reports whether an event or ack is within its namespace's hub's
@@ -342,6 +354,9 @@ func (s *session) Closed(info engine.CloseInfo) {
 		for _, k := range sockets {
 			if c := k.end(); c != nil {
 				c.Closed(reason)
+			}
+			if k.tr != nil {
+				k.tr.ended(false) // the client may come back and resume
 			}
 		}
 	})

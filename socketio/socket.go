@@ -30,6 +30,7 @@ type socket struct {
 	closing bool        // the hub asked for the close: nothing more is queued
 	done    bool        // the hub is, or will be, told the connection is over
 	reason  string      // why, for a Closed the socket could not make yet
+	tr      *tracked    // the namespace's recovery; nil without (set before Connect)
 }
 
 var _ bridge.Sink = (*socket)(nil)
@@ -48,6 +49,11 @@ func (k *socket) SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.queueLocked(b, class, frames)
+}
+
+// queueLocked queues a unit on the session; k.mu is held.
+func (k *socket) queueLocked(b *wire.Batch, class wire.Class, frames []wire.Frame) wire.Result {
 	switch {
 	case k.closing || k.done:
 		return wire.Closed
@@ -100,6 +106,9 @@ func (k *socket) Close(code wire.StatusCode, reason string, now bool, final ...w
 		k.reason = closedReason // Connect has not returned: attached finishes it
 	}
 	k.mu.Unlock()
+	if k.tr != nil {
+		go k.tr.ended(true) // closed for good: the session cannot be resumed
+	}
 	k.sess.forget(k)
 	k.sess.failAcks(k)
 	if conn != nil {

@@ -51,6 +51,8 @@ type Request struct {
 type Conn interface {
 	// ID is the connection's id (what the client is told, and logs show).
 	ID() string
+	// UserID is the user the connection authenticated as.
+	UserID() string
 	// Handle handles one inbound message, with the hub's rate limits,
 	// validation, room policy and handlers. The transport calls it from one
 	// goroutine at a time, in the order the client sent; it returns once
@@ -101,6 +103,9 @@ type Resume struct {
 	// PrevID is the id of the connection that ended: a message its
 	// publisher sent to everyone but that connection is not replayed.
 	PrevID string
+	// UserID is the user the session belonged to: a credential of another
+	// user resumes nothing.
+	UserID string
 	// Rooms are the rooms to join again.
 	Rooms []ResumeRoom
 }
@@ -113,6 +118,9 @@ type ResumeRoom struct {
 	// the connection to is joined again as the server did (automatic
 	// rooms are those of the new identity in any case).
 	ByClient bool
+	// Auto: an automatic room of the previous connection, joined again
+	// only when it is one of the new identity's.
+	Auto bool
 	// Since is the position the client last received of a room with
 	// history; nil when it is unknown, which fails the recovery.
 	Since *protocol.Position
@@ -129,9 +137,10 @@ type Tracker interface {
 	// SendBatch queues a broadcast (b may be nil); the Tracker records pos
 	// once the event is queued. Events of one room come in offset order.
 	SendAt(b *wire.Batch, room string, pos protocol.Position, frames ...wire.Frame) wire.Result
-	// Told records that the client was told a room's position without an
-	// event of it: the top of a room joined, of an automatic room, or
-	// reached by a replay; an event left out for this connection.
+	// Told records where the client starts in a room without an event of
+	// it: the top of a room it joined or of an automatic room (what the
+	// welcome or the join's answer carried), or the position a resume
+	// continues from. The events sent afterwards take it further.
 	Told(room string, pos protocol.Position)
 	// Joined records that the connection joined a room after it was
 	// established, by its client's request or by the server's (byClient

@@ -1,0 +1,635 @@
+package socketio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/adapter"
+	"github.com/wsgate/wsgate/internal/bridge"
+	"github.com/wsgate/wsgate/internal/protocol"
+	"github.com/wsgate/wsgate/internal/wire"
+	wsproto "github.com/wsgate/wsgate/protocol"
+	"github.com/wsgate/wsgate/socketio/internal/eio"
+	"github.com/wsgate/wsgate/socketio/internal/sio"
+)
+
+// Recovery configures Socket.IO's connection state recovery on top of the
+// hubs' room history: a socket.io-client created with
+// connectionStateRecovery that reconnects within MaxDisconnectionDuration
+// — to this node or another, after its node shut down or crashed — gets
+// socket.recovered === true and every event it missed of every room with
+// history it was in, or socket.recovered === false and none of them.
+//
+// How: the CONNECT of a namespace gives the client a private session id
+// (pid), and every event the socket sends carries, as its last argument,
+// the positions the socket was sent of its rooms with history (the
+// "offset" socket.io-client keeps). A record of the session — its user, its
+// rooms, the positions its client was told — is kept in Store from the
+// CONNECT on, refreshed while the socket lives and kept for
+// MaxDisconnectionDuration after it ends, so that any node can resume it.
+// A CONNECT with {pid, offset} takes the record (once), and the hub joins
+// the session's rooms again and replays what the client missed (see
+// Server and docs/SOCKETIO.md for what is guaranteed).
+type Recovery struct {
+	// Store keeps the session records: adapter/memory's Sessions for one
+	// node, adapter/redis's for several. Required.
+	Store adapter.SessionStore
+	// MaxDisconnectionDuration is how long a session can be resumed after
+	// its connection ended. Default 2 minutes, Socket.IO's; at least 1 s.
+	MaxDisconnectionDuration time.Duration
+	// Timeout bounds each call to Store. Default 2 s.
+	Timeout time.Duration
+}
+
+// Defaults of Recovery.
+const (
+	DefaultMaxDisconnectionDuration = 2 * time.Minute
+	DefaultRecoveryTimeout          = 2 * time.Second
+)
+
+func (r *Recovery) withDefaults() (*Recovery, error) {
+	if r == nil {
+		return nil, nil
+	}
+	o := *r
+	switch {
+	case o.Store == nil:
+		return nil, errors.New("socketio: Recovery.Store is nil")
+	case o.MaxDisconnectionDuration < 0 || o.Timeout < 0:
+		return nil, errors.New("socketio: a Recovery duration is negative")
+	case o.MaxDisconnectionDuration == 0:
+		o.MaxDisconnectionDuration = DefaultMaxDisconnectionDuration
+	case o.MaxDisconnectionDuration < time.Second:
+		return nil, errors.New("socketio: Recovery.MaxDisconnectionDuration is under 1 s")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultRecoveryTimeout
+	}
+	return &o, nil
+}
+
+// refreshEvery is how often the records of live sockets get their TTL
+// back: a record lives refreshEvery + MaxDisconnectionDuration past the
+// last refresh, so that a crashed node's sessions can be resumed for at
+// least MaxDisconnectionDuration.
+func (r *Recovery) refreshEvery() time.Duration {
+	return max(r.MaxDisconnectionDuration/2, time.Second)
+}
+
+// record is what the store keeps of a session, as JSON.
+type record struct {
+	V     int    `json:"v"`
+	User  string `json:"u"`
+	Nsp   string `json:"n"`
+	Conn  string `json:"c"` // the connection's id: the events it was left out of stay out
+	Gen   uint64 `json:"g"` // the offsets' generation (see offsetOf)
+	Slots []slot `json:"s"`
+}
+
+// slot is one room of a session, at a fixed index for the offsets.
+//
+// Offset and Epoch, which the record keeps, are where the client started
+// in the room (Told): a client that received no event of this connection
+// has at least that. sent is the position of the last event queued, which
+// the offsets carry: a client that received the event has that.
+type slot struct {
+	Room     string `json:"r,omitempty"` // "" once left
+	ByClient bool   `json:"b,omitempty"` // the client joined it itself
+	Auto     bool   `json:"a,omitempty"` // an automatic room (it was told a position, never joined)
+	Offset   uint64 `json:"o,omitempty"`
+	Epoch    string `json:"e,omitempty"`
+
+	sent protocol.Position
+}
+
+const recordVersion = 1
+
+// tracked is the socket of a namespace with recovery: it keeps the
+// session's rooms and positions and puts them in every event it sends
+// (bridge.Tracker). Its fields are guarded by the socket's mu, so that an
+// event's offset and its place in the queue agree.
+type tracked struct {
+	*socket
+	rc        *Recovery
+	pid       string // the session's private id; guarded by socket.mu
+	resumePID string // the pid of the session a Resume continues
+
+	// Guarded by socket.mu.
+	user      string
+	prevID    string // the connection id of the record (this one once connected)
+	recovered bool   // Resumed(true): CONNECT gives back the pid the client had
+	gen       uint64
+	slots     []slot
+	live      bool // the record was saved once: membership changes are saved at once
+	gone      bool // the record was deleted: nothing is saved any more
+
+	saveMu sync.Mutex // serialises the writes of the record, newest last
+}
+
+var _ bridge.Tracker = (*tracked)(nil)
+
+// newGen returns the first offset generation of a connection: random, so
+// that an offset of a previous connection of the session is told apart.
+func newGen() uint64 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+}
+
+// newPID returns a private session id: 128 random bits.
+func newPID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Send implements bridge.Sink.
+func (t *tracked) Send(class wire.Class, frames ...wire.Frame) wire.Result {
+	return t.send(nil, class, "", protocol.Position{}, frames)
+}
+
+// SendBatch implements bridge.Sink.
+func (t *tracked) SendBatch(b *wire.Batch, class wire.Class, frames ...wire.Frame) wire.Result {
+	return t.send(b, class, "", protocol.Position{}, frames)
+}
+
+// SendAt implements bridge.Tracker.
+func (t *tracked) SendAt(b *wire.Batch, room string, pos protocol.Position, frames ...wire.Frame) wire.Result {
+	return t.send(b, wire.Broadcast, room, pos, frames)
+}
+
+// send queues a unit: the CONNECT with the session's pid in place of the
+// welcome, every event with the offset of the positions the client will
+// have once it is received.
+func (t *tracked) send(b *wire.Batch, class wire.Class, room string, pos protocol.Position, frames []wire.Frame) wire.Result {
+	if len(frames) == 0 {
+		return wire.Queued
+	}
+	k := t.socket
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var at *slot
+	switch {
+	case class == wire.Open:
+		frames = t.withPID(frames)
+	case isEvent(frames[0]):
+		if room != "" {
+			at = t.slotLocked(room, true)
+		}
+		frames = withOffset(frames, t.offsetLocked(at, pos))
+	}
+	r := k.queueLocked(b, class, frames)
+	if r == wire.Queued && at != nil {
+		at.sent = later(at.sent, pos)
+	}
+	return r
+}
+
+// isEvent reports whether the first frame of a unit is an EVENT or a
+// BINARY_EVENT packet, as the namespace's codec writes them (an Engine.IO
+// message: "42...", "45...").
+func isEvent(f wire.Frame) bool {
+	p := f.Payload
+	return f.Op == wire.OpText && !f.Deflated && len(p) > 3 && p[0] == '0'+byte(eio.Message) &&
+		(p[1] == '0'+byte(sio.Event) || p[1] == '0'+byte(sio.BinaryEvent)) && p[len(p)-1] == ']'
+}
+
+// withOffset returns a copy of an event's unit whose packet has offset as
+// its last argument; the frames given are shared with other recipients.
+func withOffset(frames []wire.Frame, offset string) []wire.Frame {
+	out := make([]wire.Frame, len(frames))
+	copy(out, frames)
+	p := frames[0].Payload
+	text := make([]byte, 0, len(p)+len(offset)+3)
+	text = append(text, p[:len(p)-1]...)
+	if p[len(p)-2] != '[' {
+		text = append(text, ',')
+	}
+	text = append(append(append(text, '"'), offset...), '"', ']')
+	out[0].Payload = text
+	return out
+}
+
+// withPID adds the session's pid to the CONNECT the codec made of the
+// welcome ({"sid":...}); the pid is base64url, which needs no escaping.
+func (t *tracked) withPID(frames []wire.Frame) []wire.Frame {
+	p := frames[0].Payload
+	if len(p) == 0 || p[len(p)-1] != '}' {
+		return frames
+	}
+	text := make([]byte, 0, len(p)+len(t.pid)+9)
+	text = append(append(text, p[:len(p)-1]...), `,"pid":"`...)
+	text = append(append(text, t.pid...), `"}`...)
+	return []wire.Frame{{Op: wire.OpText, Payload: text}}
+}
+
+// later returns pos when it is after cur: later in the same epoch, or of
+// a new epoch.
+func later(cur, pos protocol.Position) protocol.Position {
+	if pos.Epoch == "" || (pos.Epoch == cur.Epoch && pos.Offset <= cur.Offset) {
+		return cur
+	}
+	return pos
+}
+
+// told moves where the client started in the room, and what it was sent.
+func (s *slot) told(pos protocol.Position) {
+	start := later(protocol.Position{Offset: s.Offset, Epoch: s.Epoch}, pos)
+	s.Offset, s.Epoch = start.Offset, start.Epoch
+	s.sent = later(s.sent, pos)
+}
+
+// slotLocked returns the slot of a room, making one when asked.
+func (t *tracked) slotLocked(room string, create bool) *slot {
+	for i := range t.slots {
+		if t.slots[i].Room == room {
+			return &t.slots[i]
+		}
+	}
+	if !create {
+		return nil
+	}
+	t.slots = append(t.slots, slot{Room: room, Auto: true})
+	return &t.slots[len(t.slots)-1]
+}
+
+// An offset is the positions a client has of its session's rooms with
+// history, as it will stand once it received the event that carries it:
+//
+//	g<gen>(.<slot>-<offset>-<epoch>)*
+//
+// numbers in base 36, slots by their index in the session's record. gen
+// changes with every connection and every renumbering of the slots, so an
+// offset from before (the client keeps the last one across connections)
+// is told apart and the record's positions used. A slot whose epoch is not
+// made of letters, digits and '_' is left out.
+func (t *tracked) offsetLocked(at *slot, pos protocol.Position) string {
+	var b strings.Builder
+	b.WriteByte('g')
+	b.WriteString(strconv.FormatUint(t.gen, 36))
+	for i := range t.slots {
+		s := &t.slots[i]
+		p := s.sent
+		if s == at {
+			p = later(p, pos)
+		}
+		if s.Room == "" || p.Epoch == "" || !plainEpoch(p.Epoch) {
+			continue
+		}
+		b.WriteByte('.')
+		b.WriteString(strconv.FormatInt(int64(i), 36))
+		b.WriteByte('-')
+		b.WriteString(strconv.FormatUint(p.Offset, 36))
+		b.WriteByte('-')
+		b.WriteString(p.Epoch)
+	}
+	return b.String()
+}
+
+func plainEpoch(e string) bool {
+	if len(e) > adapter.MaxEpochLen {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxOffset bounds the offset a client may send.
+const maxOffset = 8 << 10
+
+// parseOffset reads an offset of generation gen: the position of each
+// slot it names. An offset of another generation (a previous connection's)
+// names none; ok is false for anything else (a string an application sent
+// as an event's last argument), which no resume can trust.
+func parseOffset(s string, gen uint64, nslots int) (map[int]protocol.Position, bool) {
+	if len(s) > maxOffset || !strings.HasPrefix(s, "g") {
+		return nil, false
+	}
+	parts := strings.Split(s[1:], ".")
+	g, err := strconv.ParseUint(parts[0], 36, 64)
+	if err != nil {
+		return nil, false
+	}
+	if g != gen {
+		return nil, true
+	}
+	out := make(map[int]protocol.Position, len(parts)-1)
+	for _, p := range parts[1:] {
+		fields := strings.SplitN(p, "-", 3)
+		if len(fields) != 3 {
+			return nil, false
+		}
+		i, err1 := strconv.ParseUint(fields[0], 36, 31)
+		off, err2 := strconv.ParseUint(fields[1], 36, 64)
+		if err1 != nil || err2 != nil || int(i) >= nslots || !plainEpoch(fields[2]) || fields[2] == "" {
+			return nil, false
+		}
+		out[int(i)] = protocol.Position{Offset: off, Epoch: fields[2]}
+	}
+	return out, true
+}
+
+// Told implements bridge.Tracker. A room's first position is saved soon:
+// a client that receives no event afterwards still resumes from it.
+func (t *tracked) Told(room string, pos protocol.Position) {
+	k := t.socket
+	k.mu.Lock()
+	s := t.slotLocked(room, true)
+	first := s.Epoch == ""
+	s.told(pos)
+	live := t.live
+	k.mu.Unlock()
+	if first && live {
+		go t.save(context.Background(), t.liveTTL())
+	}
+}
+
+// Joined implements bridge.Tracker: the record is saved before the join
+// is answered.
+func (t *tracked) Joined(room string, byClient bool) {
+	k := t.socket
+	k.mu.Lock()
+	s := t.slotLocked(room, false)
+	if s == nil {
+		t.slots = append(t.slots, slot{Room: room, ByClient: byClient})
+	} else {
+		s.Auto, s.ByClient = false, s.ByClient || byClient
+	}
+	live := t.live
+	k.mu.Unlock()
+	if live {
+		t.save(context.Background(), t.liveTTL())
+	}
+}
+
+// Left implements bridge.Tracker.
+func (t *tracked) Left(room string) {
+	k := t.socket
+	k.mu.Lock()
+	s := t.slotLocked(room, false)
+	if s == nil {
+		k.mu.Unlock()
+		return
+	}
+	*s = slot{}
+	t.compactLocked()
+	live := t.live
+	k.mu.Unlock()
+	if live {
+		t.save(context.Background(), t.liveTTL())
+	}
+}
+
+// compactLocked renumbers the slots once most are empty; the offsets the
+// client holds then belong to the previous generation.
+func (t *tracked) compactLocked() {
+	n := 0
+	for _, s := range t.slots {
+		if s.Room != "" {
+			n++
+		}
+	}
+	if len(t.slots) < 16 || n*2 > len(t.slots) {
+		return
+	}
+	kept := make([]slot, 0, n)
+	for _, s := range t.slots {
+		if s.Room != "" {
+			kept = append(kept, s)
+		}
+	}
+	t.slots = kept
+	t.gen++
+}
+
+// Resumed implements bridge.Tracker.
+func (t *tracked) Resumed(recovered bool) {
+	k := t.socket
+	k.mu.Lock()
+	t.recovered = recovered
+	if recovered {
+		t.pid = t.resumePID
+	}
+	k.mu.Unlock()
+}
+
+// Lost implements bridge.Tracker: a gap the hub could not fill ends the
+// session (1013), so that socket.io-client reconnects and recovers, or
+// learns that it cannot.
+func (t *tracked) Lost(room string) {
+	t.sess.srv.log.Info("socketio_recover", slog.String("namespace", t.nsp.name), slog.String("room", room))
+	t.sess.eng.Close(wire.StatusCode(wsproto.CloseTryAgainLater))
+}
+
+func (t *tracked) liveTTL() time.Duration {
+	return t.rc.MaxDisconnectionDuration + t.rc.refreshEvery()
+}
+
+// snapshot encodes the record as it stands.
+func (t *tracked) snapshot() ([]byte, string, bool) {
+	k := t.socket
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t.gone {
+		return nil, "", false
+	}
+	rec := record{V: recordVersion, User: t.user, Nsp: t.nsp.name, Conn: t.prevID, Gen: t.gen, Slots: t.slots}
+	b, err := json.Marshal(rec)
+	return b, t.pid, err == nil
+}
+
+// save writes the record, to live for ttl. A record that cannot be saved
+// is deleted (best effort): a stale one would resume the session without
+// a room it has since joined.
+func (t *tracked) save(ctx context.Context, ttl time.Duration) {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	b, pid, ok := t.snapshot()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.rc.Timeout)
+	defer cancel()
+	err := fmt.Errorf("record of %d bytes is over %d", len(b), adapter.MaxSessionRecord)
+	if len(b) <= adapter.MaxSessionRecord {
+		err = t.rc.Store.Save(ctx, pid, b, ttl)
+	}
+	if err != nil {
+		t.sess.srv.log.Warn("socketio_session_not_saved", slog.String("namespace", t.nsp.name), slog.String("error", err.Error()))
+		_ = t.rc.Store.Delete(ctx, pid)
+	}
+}
+
+// connected saves the first record, once the hub established the
+// connection (the welcome is out), and registers the socket for the
+// refreshes of its record's TTL.
+func (t *tracked) connected(user, connID string) {
+	k := t.socket
+	k.mu.Lock()
+	t.user, t.prevID, t.live = user, connID, true
+	k.mu.Unlock()
+	t.save(context.Background(), t.liveTTL())
+	t.sess.srv.recov.add(t)
+}
+
+// ended keeps the record for MaxDisconnectionDuration after a connection
+// that may come back, and deletes it after one that may not (the client
+// left the namespace, or the server closed it for good).
+func (t *tracked) ended(final bool) {
+	t.sess.srv.recov.remove(t)
+	k := t.socket
+	k.mu.Lock()
+	live := t.live && !t.gone
+	if final {
+		t.gone = true
+	}
+	k.mu.Unlock()
+	if !live {
+		return
+	}
+	if final {
+		// Under saveMu: a save that snapshotted before gone was set is
+		// written before the delete, not after it.
+		t.saveMu.Lock()
+		defer t.saveMu.Unlock()
+		k.mu.Lock()
+		pid := t.pid
+		k.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
+		defer cancel()
+		_ = t.rc.Store.Delete(ctx, pid)
+		return
+	}
+	t.save(context.Background(), t.rc.MaxDisconnectionDuration)
+}
+
+// resumeOf reads the session a CONNECT asks to resume: its record, taken
+// from the store so that it resumes once, and the client's offset. nil
+// when there is none to resume (no pid, no record, another namespace).
+func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, string) {
+	rc := srv.opts.Recovery
+	var a struct {
+		PID    string `json:"pid"`
+		Offset string `json:"offset"`
+	}
+	if rc == nil || len(auth) == 0 || json.Unmarshal(auth, &a) != nil || a.PID == "" || len(a.PID) > adapter.MaxSessionID {
+		return nil, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rc.Timeout)
+	defer cancel()
+	b, err := rc.Store.Take(ctx, a.PID)
+	if err != nil {
+		if !errors.Is(err, adapter.ErrNoSession) {
+			srv.log.Warn("socketio_session_unavailable", slog.String("namespace", nsp), slog.String("error", err.Error()))
+		}
+		return nil, ""
+	}
+	var rec record
+	if json.Unmarshal(b, &rec) != nil || rec.V != recordVersion || rec.Nsp != nsp {
+		return nil, ""
+	}
+	offsets, ok := parseOffset(a.Offset, rec.Gen, len(rec.Slots))
+	if a.Offset != "" && !ok {
+		// Not an offset of ours: the client's last event came from the
+		// application, and what it has of the rooms is unknown.
+		srv.log.Info("socketio_offset_unknown", slog.String("namespace", nsp))
+		offsets = nil
+		rec.Slots = unknownPositions(rec.Slots)
+	}
+	r := &bridge.Resume{PrevID: rec.Conn, UserID: rec.User}
+	for i, s := range rec.Slots {
+		if s.Room == "" {
+			continue
+		}
+		rr := bridge.ResumeRoom{Room: s.Room, ByClient: s.ByClient, Auto: s.Auto}
+		pos := protocol.Position{Offset: s.Offset, Epoch: s.Epoch}
+		if p, ok := offsets[i]; ok {
+			pos = p
+		}
+		if pos.Epoch != "" {
+			rr.Since = &pos
+		}
+		r.Rooms = append(r.Rooms, rr)
+	}
+	return r, a.PID
+}
+
+// unknownPositions returns slots without their positions: the rooms are
+// joined again, and a room with history cannot recover.
+func unknownPositions(slots []slot) []slot {
+	for i := range slots {
+		slots[i].Offset, slots[i].Epoch = 0, ""
+	}
+	return slots
+}
+
+// recoverables are the live sockets with recovery of a server, whose
+// records a goroutine refreshes while there are any.
+type recoverables struct {
+	mu      sync.Mutex
+	set     map[*tracked]struct{}
+	running bool
+	rc      *Recovery
+}
+
+func (r *recoverables) add(t *tracked) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil {
+		r.set = make(map[*tracked]struct{})
+	}
+	r.set[t] = struct{}{}
+	if !r.running {
+		r.running = true
+		go r.refresh()
+	}
+}
+
+func (r *recoverables) remove(t *tracked) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.set, t)
+}
+
+// refresh gives the live sockets' records their TTL back, every
+// refreshEvery, in batches; it ends once there are none.
+func (r *recoverables) refresh() {
+	t := time.NewTicker(r.rc.refreshEvery())
+	defer t.Stop()
+	for range t.C {
+		r.mu.Lock()
+		if len(r.set) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		ids := make([]string, 0, len(r.set))
+		for k := range r.set {
+			k.socket.mu.Lock()
+			ids = append(ids, k.pid)
+			k.socket.mu.Unlock()
+		}
+		r.mu.Unlock()
+		for len(ids) > 0 {
+			n := min(len(ids), 1000)
+			ctx, cancel := context.WithTimeout(context.Background(), r.rc.Timeout)
+			_ = r.rc.Store.Touch(ctx, ids[:n], r.rc.MaxDisconnectionDuration+r.rc.refreshEvery())
+			cancel()
+			ids = ids[n:]
+		}
+	}
+}
