@@ -28,6 +28,13 @@
 // What expires is dropped when it is next touched and by a sweeper that
 // runs every second while the bus holds anything, and stops by itself once
 // the bus is empty; Bus.Close stops it at once.
+//
+// # Sessions
+//
+// NewSessions returns an adapter.SessionStore in this process's memory,
+// for Socket.IO's connection state recovery on one node (socketio.Recovery):
+// records are bounded in number (SessionsOptions.MaxRecords) and by their
+// TTL, and do not survive the process.
 package memory
 
 import (

@@ -2,7 +2,11 @@
 // behind a load balancer: broadcasts travel between nodes over Redis
 // pub/sub, through github.com/redis/rueidis. Alongside it, a Limiter,
 // a Presence and a Throttle make the per-user connection limit, room
-// presence and the handshake throttle span every node.
+// presence and the handshake throttle span every node, and Sessions keeps
+// the session records of Socket.IO's connection state recovery
+// (socketio.Recovery) where every node reads them, so that a client of a
+// node that crashed resumes on another (SET PX, GETDEL, PEXPIRE; Redis 6.2
+// or later).
 //
 // The smallest use is one Redis address, handed to the hub:
 //
