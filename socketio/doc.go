@@ -59,6 +59,10 @@
 //     which waits for the client's ack(...) within the handler's
 //     deadline; the client's other messages wait, in order, until it
 //     returns.
+//   - With Options.Recovery, Socket.IO's connection state recovery: a
+//     client that reconnects within MaxDisconnectionDuration, to any node,
+//     gets socket.recovered === true and every event it missed of its
+//     rooms with history, or false and none (see Recovery).
 //
 // Every control applies to every HTTP request: the origin check to each
 // polling request and upgrade as much as to the handshake (the reference

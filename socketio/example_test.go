@@ -2,13 +2,16 @@ package socketio_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
@@ -203,4 +206,82 @@ func ExampleEmitWithAck() {
 	// Output:
 	// 420["confirm","delete notes.txt?"]
 	// 431["deleted"]
+}
+
+// Connection state recovery: the hub keeps the history of the rooms a
+// client relies on, and the session records live in a store every node
+// reads (adapter/redis's Sessions with several nodes). A client that comes
+// back with the pid and offset socket.io-client keeps resumes its session.
+func ExampleRecovery() {
+	h, err := hub.New(hub.Options{
+		Authenticator: tokens{"secret-token": "ada"},
+		History:       map[string]hub.HistoryPolicy{"user": {Size: 100, TTL: 2 * time.Minute}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	sessions := memory.NewSessions(memory.SessionsOptions{})
+	defer sessions.Close()
+	srv, err := socketio.New(socketio.Options{
+		Namespaces: map[string]*hub.Hub{"/": h},
+		Recovery:   &socketio.Recovery{Store: sessions, MaxDisconnectionDuration: 2 * time.Minute},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx := context.Background()
+	defer srv.Shutdown(ctx)
+	defer h.Shutdown(ctx)
+
+	dial := func() *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
+			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {ts.URL}}})
+		if err != nil {
+			panic(err)
+		}
+		_, _, _ = c.Read(ctx) // Engine.IO open
+		return c
+	}
+	read := func(c *websocket.Conn) string {
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				panic(err)
+			}
+			if string(p) != "2" { // not a ping
+				return string(p)
+			}
+		}
+	}
+	connect := func(c *websocket.Conn, auth string) (pid string) {
+		_ = c.Write(ctx, websocket.MessageText, []byte("40"+auth))
+		var ack struct{ PID string }
+		_ = json.Unmarshal([]byte(strings.TrimPrefix(read(c), "40")), &ack)
+		return ack.PID
+	}
+
+	c := dial()
+	pid := connect(c, `{"token":"secret-token"}`)
+	_ = h.ToUser(ctx, "ada", "note", map[string]int{"n": 1})
+	var args []any
+	_ = json.Unmarshal([]byte(read(c)[2:]), &args)
+	offset := args[len(args)-1].(string) // the last argument: what the client keeps
+	fmt.Println("received", args[0], args[1])
+	c.CloseNow() // the connection drops
+
+	_ = h.ToUser(ctx, "ada", "note", map[string]int{"n": 2}) // missed
+
+	c = dial()
+	again := connect(c, fmt.Sprintf(`{"token":"secret-token","pid":%q,"offset":%q}`, pid, offset))
+	fmt.Println("recovered:", again == pid)
+	args = nil
+	_ = json.Unmarshal([]byte(read(c)[2:]), &args)
+	fmt.Println("replayed", args[0], args[1])
+	c.CloseNow()
+	// Output:
+	// received note map[n:1]
+	// recovered: true
+	// replayed note map[n:2]
 }
