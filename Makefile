@@ -92,7 +92,7 @@ conformance:
 # refusals, reconnects.
 sioclient:
 	@test -d socketio/testdata/node/node_modules/socket.io-client || { cd socketio/testdata/node && $(NPM) ci --no-audit --no-fund; }
-	cd socketio/testdata/node && GO='$(GO)' $(NODE) --test client/chat.test.mjs client/fixture.test.mjs
+	cd socketio/testdata/node && GO='$(GO)' $(NODE) --test client/chat.test.mjs client/fixture.test.mjs client/recovery.test.mjs
 
 # Unit tests of the browser client module (web/wsgate.js): node's built-in
 # test runner, no npm packages.

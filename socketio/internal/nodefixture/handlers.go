@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/hub"
@@ -42,7 +43,18 @@ type (
 	tick struct {
 		Seq int `json:"seq"`
 	}
+	publishIn struct {
+		Room string `json:"room" validate:"required,max=64"`
+		From int    `json:"from"`
+		To   int    `json:"to"`
+	}
+	news struct {
+		N int `json:"n"`
+	}
 )
+
+// maxPublish bounds the events one publish sends.
+const maxPublish = 1000
 
 func (f *fixture) handlers() {
 	hub.Handle(f.main, "echo", func(_ hub.Context, in json.RawMessage) (json.RawMessage, error) { return in, nil })
@@ -72,6 +84,7 @@ func (f *fixture) handlers() {
 		return answer(socketio.EmitWithAck(ctx, "question", q))
 	})
 	hub.Handle(f.main, "stream", f.stream)
+	hub.Handle(f.main, "publish", publish)
 	hub.Handle(f.notif, "whoami", func(ctx hub.Context, _ struct{}) (map[string]string, error) {
 		return map[string]string{"namespace": "/notifications", "user": ctx.Identity().UserID}, nil
 	})
@@ -114,4 +127,20 @@ func (f *fixture) stream(ctx hub.Context, in streamIn) (map[string]bool, error) 
 		}
 	}()
 	return map[string]bool{"started": true}, nil
+}
+
+// publish broadcasts "news" {n} to in.Room for n from in.From to in.To,
+// one after the other, and answers once all were published: a test that
+// waits for the answer knows every one of them is in the room's history.
+func publish(ctx hub.Context, in publishIn) (map[string]int, error) {
+	if !strings.HasPrefix(in.Room, "news:") || in.To < in.From || in.To-in.From >= maxPublish {
+		return nil, hub.Errorf(hub.CodeInvalidMessage, "publish: a news room and from ≤ to, at most %d", maxPublish)
+	}
+	h := ctx.Hub()
+	for n := in.From; n <= in.To; n++ {
+		if err := h.Broadcast(ctx, in.Room, "news", news{N: n}); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]int{"published": in.To - in.From + 1}, nil
 }

@@ -20,6 +20,9 @@ func TestRun(t *testing.T) {
 		t.Fatal("a short secret was accepted")
 	}
 	secret := func(string) string { return strings.Repeat("s", 32) }
+	if err := run(context.Background(), []string{"-redis", "127.0.0.1:1"}, secret, io.Discard, log); err == nil {
+		t.Fatal("started without the Redis of -redis")
+	}
 	out := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
