@@ -90,7 +90,8 @@ type Options struct {
 	// JoinEvent and LeaveEvent name the client events that join and leave
 	// a room (Socket.IO has no client-side rooms): their first argument is
 	// the room name, the hub's room policy decides, and the answer goes to
-	// the ack callback (no argument on success, the error otherwise).
+	// the ack callback (on success no argument, or the room's position
+	// {"offset","epoch"} when the room keeps history; the error otherwise).
 	// Defaults "join" and "leave".
 	JoinEvent, LeaveEvent string
 	// ErrorEvent names the event that carries an error when there is no
