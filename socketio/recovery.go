@@ -131,6 +131,7 @@ type tracked struct {
 	slots     []slot
 	live      bool // the record was saved once: membership changes are saved at once
 	gone      bool // the record was deleted: nothing is saved any more
+	over      bool // the connection ended: the socket is no longer registered
 
 	saveMu sync.Mutex // serialises the writes of the record, newest last
 }
@@ -477,22 +478,31 @@ func (t *tracked) save(ctx context.Context, ttl time.Duration) {
 // connected saves the first record, once the hub established the
 // connection (the welcome is out), and registers the socket for the
 // refreshes of its record's TTL.
+//
+// A socket that ended meanwhile saves nothing: its client finds no session
+// to resume. The registration happens under the socket's lock, as does
+// ended's removal, so that a socket that ended is never left registered.
 func (t *tracked) connected(user, connID string) {
 	k := t.socket
 	k.mu.Lock()
+	if k.done || t.over {
+		k.mu.Unlock()
+		return
+	}
 	t.user, t.prevID, t.live = user, connID, true
+	t.sess.srv.recov.add(t)
 	k.mu.Unlock()
 	t.save(context.Background(), t.liveTTL())
-	t.sess.srv.recov.add(t)
 }
 
 // ended keeps the record for MaxDisconnectionDuration after a connection
 // that may come back, and deletes it after one that may not (the client
 // left the namespace, or the server closed it for good).
 func (t *tracked) ended(final bool) {
-	t.sess.srv.recov.remove(t)
 	k := t.socket
 	k.mu.Lock()
+	t.over = true
+	t.sess.srv.recov.remove(t)
 	live := t.live && !t.gone
 	if final {
 		t.gone = true
@@ -617,13 +627,19 @@ func (r *recoverables) refresh() {
 			r.mu.Unlock()
 			return
 		}
-		ids := make([]string, 0, len(r.set))
+		live := make([]*tracked, 0, len(r.set))
 		for k := range r.set {
+			live = append(live, k)
+		}
+		r.mu.Unlock()
+		// The sockets' locks are taken after the set's is let go: add and
+		// remove are called holding a socket's lock.
+		ids := make([]string, 0, len(live))
+		for _, k := range live {
 			k.socket.mu.Lock()
 			ids = append(ids, k.pid)
 			k.socket.mu.Unlock()
 		}
-		r.mu.Unlock()
 		for len(ids) > 0 {
 			n := min(len(ids), 1000)
 			ctx, cancel := context.WithTimeout(context.Background(), r.rc.Timeout)
