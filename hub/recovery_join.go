@@ -90,6 +90,38 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 	return nil
 }
 
+// joinTracked joins c, whose transport keeps positions, to a room with
+// history the server chose, as a client's join does: the room's live
+// messages are held back until its top is read, and the transport learns
+// that its client starts there before the join is recorded, so that a
+// resume knows the room's position even before its first event.
+func (c *conn) joinTracked(r route) error {
+	// Not a child of c.ctx: see releaseAuto.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
+	defer cancel()
+	hb, err := c.holdRoom(ctx, r.room)
+	if err != nil {
+		return err
+	}
+	if err := c.h.join(c, r.room); err != nil {
+		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
+		if !slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
+			c.forgetCursor(r.room) // holdRoom made it for a room c is not in
+		}
+		return err
+	}
+	base := c.cursorPos(r.room)
+	if rd, err := c.h.readHistory(ctx, r, nil); err == nil && rd.res.Top.Epoch != "" {
+		base = protocol.Position(rd.res.Top)
+		c.told(r.room, base)
+	} else if err != nil {
+		c.h.log.Warn("position_unknown", c.meta.attrs(slog.String("room", r.room), slog.String("error", err.Error()))...)
+	}
+	c.joined(r.room, false)
+	c.releaseHeld(ctx, r.room, hb, base)
+	return nil
+}
+
 // testHookRecovery is a test hook, nil outside tests: the tests of the
 // merge of history with live messages set it to publish between every step
 // of a recovery. It is set before the hub starts and reset after it stops.

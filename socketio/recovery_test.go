@@ -70,6 +70,12 @@ func newCluster(t *testing.T, mutate func(*hub.Options)) *cluster {
 				mutate(o)
 			}
 		})
+		// "enter" joins the room of its input as the server decides.
+		hub.Handle(e.main, "enter", func(ctx hub.Context, in struct {
+			Room string `json:"room"`
+		}) (struct{}, error) {
+			return struct{}{}, ctx.Join(in.Room)
+		})
 		srv, err := New(Options{
 			Namespaces: map[string]*hub.Hub{"/": e.main},
 			Logger:     slog.New(slog.NewJSONHandler(e.logs, nil)),
@@ -229,6 +235,29 @@ func TestRecoveryWithoutAnEvent(t *testing.T) {
 		t.Fatalf("pid %q, want %q", got, pid)
 	}
 	b.expectNews(clientSession{}, 4, 5)
+}
+
+// A room the server joined the socket to is resumed as the server joined
+// it, from the position its join was told, before any event of it.
+func TestRecoveryOfARoomTheServerJoined(t *testing.T) {
+	cl := newCluster(t, func(o *hub.Options) {
+		o.Rooms = room.AuthorizerFunc(func(context.Context, auth.Identity, string) error { return room.ErrForbidden })
+	})
+	cl.publish(0, "topic:staff", 1, 2) // before the join: not missed
+	a := cl.nodes[0].dial(cl.nodes[0].header())
+	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
+	a.send(`421["enter",{"room":"topic:staff"}]`)
+	a.expect("431[]")
+	if !recordHas(t, cl.store, pid, `"r":"topic:staff","o":2,"e":"`) {
+		t.Fatal("the record has no position of the room the server joined, once the join returned")
+	}
+	a.c.CloseNow()
+	cl.publish(1, "topic:staff", 3, 4)
+	b := cl.nodes[1].dial(cl.nodes[1].header())
+	if got := b.connectRecovering(`"token":"alice"`, clientSession{pid: pid}); got != pid {
+		t.Fatalf("pid %q, want %q", got, pid)
+	}
+	b.expectNews(clientSession{}, 3, 4) // the policy refuses clients, not the server's join
 }
 
 // Every cause of a resume that does not recover gives a new pid
