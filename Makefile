@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test ./socketio/internal/eio -run '^$$' -fuzz '^FuzzPayload$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzPacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./socketio/internal/sio -run '^$$' -fuzz '^FuzzScanJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./socketio -run '^$$' -fuzz '^FuzzParseOffset$$' -fuzztime $(FUZZTIME)
 
 chat:
 	$(GO) run ./examples/chat
