@@ -5,38 +5,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/wsgate/wsgate/adapter"
 )
 
-// DefaultMaxSessions is the number of records a Sessions holds at most
-// when SessionsOptions.MaxRecords is 0.
+// DefaultMaxSessions is the number of entries (records and tombstones) a
+// Sessions holds at most when SessionsOptions.MaxRecords is 0.
 const DefaultMaxSessions = 100_000
 
-// Sweeping bounds: a Save drops at most lazyExpire expired records, the
-// soonest first, so that a steady stream of writes keeps up with expiry on
-// its own; the sweeper drops the rest at most sweepBatch per hold of the
+// Sweeping bounds: a Save or a Delete drops at most lazyExpire expired
+// entries, the soonest first, so that a steady stream of writes keeps up
+// with expiry on its own; the sweeper drops the rest at most sweepBatch per hold of the
 // lock, so that a mass expiry never stalls a Take for long.
 const (
 	lazyExpire = 4
 	sweepBatch = 1024
 )
 
-// ErrTooManySessions is returned by Sessions.Save for a new id while the
-// store already holds MaxRecords live records.
+// ErrTooManySessions is returned by Sessions.Save, and by Sessions.Delete
+// which leaves a tombstone, for a new id while the store already holds
+// MaxRecords live entries.
 var ErrTooManySessions = errors.New("memory: too many sessions")
 
 // SessionsOptions configures NewSessions. The zero value is valid.
 type SessionsOptions struct {
-	// MaxRecords bounds the live records held at once; a Save of a new id
-	// beyond it fails with ErrTooManySessions, while replacing a record
-	// still succeeds. Socket.IO's recovery keeps one record per connection,
-	// live or ended within its MaxDisconnectionDuration, so this also
-	// bounds the connections it can resume. Zero or negative:
-	// DefaultMaxSessions. Records are at most adapter.MaxSessionRecord bytes
-	// each, so the bytes held are at most MaxRecords times that.
+	// MaxRecords bounds the live entries held at once, records and the
+	// tombstones that Take and Delete leave alike; a Save (or a Delete)
+	// of a new id beyond it fails with ErrTooManySessions, while replacing
+	// an entry still succeeds. Socket.IO's recovery keeps one record per
+	// connection, live or ended within its MaxDisconnectionDuration, so
+	// this also bounds the connections it can resume. Zero or negative:
+	// DefaultMaxSessions. Records are at most adapter.MaxSessionRecord
+	// bytes each, so the bytes held are at most MaxRecords times that.
 	MaxRecords int
 }
 
@@ -44,21 +47,28 @@ type SessionsOptions struct {
 // record does not survive the process, so it only lets a client resume on
 // the node it left (a reconnect after a network drop), not on another.
 //
-// Records live in a map, and in a heap ordered by expiry that lets an
-// expired record be found without a scan. An expired record is invisible
-// from the moment it expires. It is dropped by the next Save (a few at a
-// time), or by a sweeper goroutine that runs every second while the store
-// holds anything and stops by itself once it is empty; the map and the
-// heap are rebuilt smaller once they have emptied to a quarter of their
-// peak, since Go never shrinks them. Close stops the sweeper at once.
-// Safe for concurrent use.
+// Entries live in a map, and in a heap ordered by expiry that lets an
+// expired entry be found without a scan. An entry is a record or a
+// tombstone, which holds only the version that fences the writers of its
+// id; both expire alike and count alike toward MaxRecords, so that the
+// tombstones of a burst of ended connections stay bounded. An expired
+// entry is invisible from the moment it expires. It is dropped by the next
+// Save or Delete (a few at a time), or by a sweeper goroutine that runs every second
+// while the store holds anything and stops by itself once it is empty; the
+// map and the heap are rebuilt smaller once they have emptied to a quarter
+// of their peak, since Go never shrinks them. Close stops the sweeper at
+// once.
+//
+// A version of math.MaxUint64 is refused with adapter.ErrInvalidOptions:
+// the tombstone that follows it would have no version above it. Safe for
+// concurrent use.
 type Sessions struct {
 	now func() time.Time // time.Now; tests step a fake clock
 	max int
 
 	mu       sync.Mutex // guards every field below
 	records  map[string]*session
-	byExpiry expiryHeap // the records of the map, soonest expiry first
+	byExpiry expiryHeap // the entries of the map, soonest expiry first
 	peak     int        // largest len(records) since the map was last rebuilt
 	sweeping bool       // the sweeper goroutine runs
 	closed   bool
@@ -68,15 +78,18 @@ type Sessions struct {
 
 var _ adapter.SessionStore = (*Sessions)(nil)
 
+// session is one entry: a record, or a tombstone (tomb, and record nil).
 type session struct {
 	id      string
 	record  []byte
+	version uint64
+	tomb    bool
 	expires time.Time
 	index   int // position in Sessions.byExpiry
 }
 
 // NewSessions returns an empty store. It starts no goroutine: the sweeper
-// starts with the first record.
+// starts with the first entry.
 func NewSessions(opts SessionsOptions) *Sessions {
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultMaxSessions
@@ -91,8 +104,8 @@ func NewSessions(opts SessionsOptions) *Sessions {
 
 // Save implements adapter.SessionStore. It keeps a copy of record, and
 // fails with ErrTooManySessions when id is new and the store is full.
-func (s *Sessions) Save(ctx context.Context, id string, record []byte, ttl time.Duration) error {
-	if err := checkSession(id, record, ttl); err != nil {
+func (s *Sessions) Save(ctx context.Context, id string, v uint64, record []byte, ttl time.Duration) error {
+	if err := checkSession(id, v, record, ttl); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -105,50 +118,34 @@ func (s *Sessions) Save(ctx context.Context, id string, record []byte, ttl time.
 	if s.closed {
 		return adapter.ErrClosed
 	}
-	now := s.now()
-	s.expire(now, lazyExpire)
-	if r := s.records[id]; r != nil {
-		r.record, r.expires = record, now.Add(ttl)
-		heap.Fix(&s.byExpiry, r.index)
-		return nil
-	}
-	if len(s.records) >= s.max {
-		// Expired records do not count against the limit.
-		s.expire(now, len(s.records))
-		if len(s.records) >= s.max {
-			return fmt.Errorf("%w: %d live records", ErrTooManySessions, s.max)
-		}
-	}
-	r := &session{id: id, record: record, expires: now.Add(ttl)}
-	s.records[id] = r
-	heap.Push(&s.byExpiry, r)
-	s.peak = max(s.peak, len(s.records))
-	s.startSweeper()
-	return nil
+	return s.put(id, v, record, false, ttl)
 }
 
 // Take implements adapter.SessionStore.
-func (s *Sessions) Take(ctx context.Context, id string) ([]byte, error) {
+func (s *Sessions) Take(ctx context.Context, id string, ttl time.Duration) ([]byte, uint64, error) {
 	if err := checkID(id); err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, adapter.ErrClosed
+		return nil, 0, adapter.ErrClosed
 	}
-	r := s.records[id]
-	if r == nil {
-		return nil, adapter.ErrNoSession
+	now := s.now()
+	r := s.live(id, now)
+	if r == nil || r.tomb {
+		return nil, 0, adapter.ErrNoSession
 	}
-	s.remove(r)
-	if !s.now().Before(r.expires) {
-		return nil, adapter.ErrNoSession
-	}
-	return r.record, nil
+	record, v := r.record, r.version
+	// A record's version is below math.MaxUint64: Save refuses that one.
+	s.set(r, v+1, nil, true, now.Add(ttl))
+	return record, v, nil
 }
 
 // Touch implements adapter.SessionStore. It checks every id before it
@@ -172,12 +169,9 @@ func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) e
 	}
 	now := s.now()
 	for _, id := range ids {
-		r := s.records[id]
-		switch {
-		case r == nil:
-		case !now.Before(r.expires):
-			s.remove(r) // expired: as if it were not there
-		default:
+		// A tombstone keeps the TTL it was given: a Touch must not keep
+		// the fence of an ended session alive for as long as records.
+		if r := s.live(id, now); r != nil && !r.tomb {
 			r.expires = now.Add(ttl)
 			heap.Fix(&s.byExpiry, r.index)
 		}
@@ -185,9 +179,17 @@ func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) e
 	return nil
 }
 
-// Delete implements adapter.SessionStore.
-func (s *Sessions) Delete(ctx context.Context, id string) error {
+// Delete implements adapter.SessionStore. Like Save, it fails with
+// ErrTooManySessions when id is new and the store is full: it would
+// otherwise leave no tombstone to fence a late writer with.
+func (s *Sessions) Delete(ctx context.Context, id string, v uint64, ttl time.Duration) error {
 	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkVersion(v); err != nil {
+		return err
+	}
+	if err := checkTTL(ttl); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -198,21 +200,18 @@ func (s *Sessions) Delete(ctx context.Context, id string) error {
 	if s.closed {
 		return adapter.ErrClosed
 	}
-	if r := s.records[id]; r != nil {
-		s.remove(r)
-	}
-	return nil
+	return s.put(id, v, nil, true, ttl)
 }
 
-// Len returns the number of records held, the expired ones that are not
-// swept yet included.
+// Len returns the number of entries held: records, tombstones, and the
+// expired ones that are not swept yet.
 func (s *Sessions) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.records)
 }
 
-// Close stops the sweeper, waits for it and forgets every record. Every
+// Close stops the sweeper, waits for it and forgets every entry. Every
 // method then fails with adapter.ErrClosed. Close is idempotent.
 func (s *Sessions) Close() error {
 	s.mu.Lock()
@@ -231,13 +230,63 @@ func (s *Sessions) Close() error {
 	return nil
 }
 
+// put writes the entry of id that Save (a record of version v) and
+// Delete (a tombstone of version v+1) leave, unless id holds a version
+// above v. Called with mu held.
+func (s *Sessions) put(id string, v uint64, record []byte, tomb bool, ttl time.Duration) error {
+	now := s.now()
+	s.expire(now, lazyExpire)
+	next := v
+	if tomb {
+		next = v + 1 // checkVersion keeps v below math.MaxUint64
+	}
+	if r := s.live(id, now); r != nil {
+		if r.version > v {
+			return adapter.ErrStaleSession
+		}
+		s.set(r, next, record, tomb, now.Add(ttl))
+		return nil
+	}
+	if len(s.records) >= s.max {
+		// Expired entries do not count against the limit.
+		s.expire(now, len(s.records))
+		if len(s.records) >= s.max {
+			return fmt.Errorf("%w: %d live entries", ErrTooManySessions, s.max)
+		}
+	}
+	r := &session{id: id, record: record, version: next, tomb: tomb, expires: now.Add(ttl)}
+	s.records[id] = r
+	heap.Push(&s.byExpiry, r)
+	s.peak = max(s.peak, len(s.records))
+	s.startSweeper()
+	return nil
+}
+
+// live returns the entry of id unless it has none or it has expired at
+// now; an expired entry is dropped, as if it were not there. Called with
+// mu held.
+func (s *Sessions) live(id string, now time.Time) *session {
+	r := s.records[id]
+	if r != nil && !now.Before(r.expires) {
+		s.remove(r)
+		return nil
+	}
+	return r
+}
+
+// set replaces the content of the entry r. Called with mu held.
+func (s *Sessions) set(r *session, v uint64, record []byte, tomb bool, expires time.Time) {
+	r.version, r.record, r.tomb, r.expires = v, record, tomb, expires
+	heap.Fix(&s.byExpiry, r.index)
+}
+
 // remove drops r from the map and the heap. Called with mu held.
 func (s *Sessions) remove(r *session) {
 	delete(s.records, r.id)
 	heap.Remove(&s.byExpiry, r.index)
 }
 
-// expire drops at most limit records expired at now, the soonest first,
+// expire drops at most limit entries expired at now, the soonest first,
 // and reports how many it dropped. Called with mu held.
 func (s *Sessions) expire(now time.Time, limit int) int {
 	n := 0
@@ -260,7 +309,7 @@ func (s *Sessions) startSweeper() {
 }
 
 // sweepLoop runs while the store holds anything: it returns once a sweep
-// leaves it empty (the next Save starts it again) or at Close.
+// leaves it empty (the next new entry starts it again) or at Close.
 func (s *Sessions) sweepLoop(done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(sweepEvery)
@@ -284,7 +333,7 @@ func (s *Sessions) sweepLoop(done chan struct{}) {
 	}
 }
 
-// sweep drops every expired record, letting go of the lock between
+// sweep drops every expired entry, letting go of the lock between
 // batches, then gives back the memory of a map and a heap that have
 // emptied to a quarter of their peak.
 func (s *Sessions) sweep() {
@@ -341,8 +390,11 @@ func (h expiryHeap) shrink() expiryHeap {
 
 // checkSession checks the arguments of Save against the bounds of
 // adapter.SessionStore.
-func checkSession(id string, record []byte, ttl time.Duration) error {
+func checkSession(id string, v uint64, record []byte, ttl time.Duration) error {
 	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkVersion(v); err != nil {
 		return err
 	}
 	if len(record) > adapter.MaxSessionRecord {
@@ -361,6 +413,15 @@ func checkID(id string) error {
 	case len(id) > adapter.MaxSessionID:
 		return fmt.Errorf("memory: session id of %d bytes, over %d: %w",
 			len(id), adapter.MaxSessionID, adapter.ErrInvalidOptions)
+	}
+	return nil
+}
+
+// checkVersion refuses math.MaxUint64, the one version that has no
+// successor for the tombstone that follows it (Take's or Delete's).
+func checkVersion(v uint64) error {
+	if v == math.MaxUint64 {
+		return fmt.Errorf("memory: session version %d has no successor: %w", v, adapter.ErrInvalidOptions)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,20 +31,20 @@ func TestSessionsMemory(t *testing.T) {
 			s := memory.NewSessions(memory.SessionsOptions{})
 			defer s.Close()
 			for _, id := range []string{"taken", "touched"} {
-				if err := s.Save(ctx, id, record, 1500*time.Millisecond); err != nil {
+				if err := s.Save(ctx, id, 1, record, 1500*time.Millisecond); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// Between two sweeps (at 1s and 2s): the expired records are
 			// still held, and must be invisible all the same.
 			time.Sleep(1500 * time.Millisecond)
-			if _, err := s.Take(ctx, "taken"); !errors.Is(err, adapter.ErrNoSession) {
+			if _, _, err := s.Take(ctx, "taken", time.Hour); !errors.Is(err, adapter.ErrNoSession) {
 				t.Fatalf("Take at the TTL: %v, want ErrNoSession", err)
 			}
 			if err := s.Touch(ctx, []string{"touched"}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Take(ctx, "touched"); !errors.Is(err, adapter.ErrNoSession) {
+			if _, _, err := s.Take(ctx, "touched", time.Hour); !errors.Is(err, adapter.ErrNoSession) {
 				t.Fatalf("Take of an expired record after Touch: %v, want ErrNoSession", err)
 			}
 		})
@@ -53,21 +54,70 @@ func TestSessionsMemory(t *testing.T) {
 		s := memory.NewSessions(memory.SessionsOptions{MaxRecords: 3})
 		defer s.Close()
 		for i := range 3 {
-			if err := s.Save(ctx, fmt.Sprint(i), record, time.Hour); err != nil {
+			if err := s.Save(ctx, fmt.Sprint(i), 1, record, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Save(ctx, "3", record, time.Hour); !errors.Is(err, memory.ErrTooManySessions) {
+		if err := s.Save(ctx, "3", 1, record, time.Hour); !errors.Is(err, memory.ErrTooManySessions) {
 			t.Fatalf("Save of a 4th record: %v, want ErrTooManySessions", err)
 		}
-		if err := s.Save(ctx, "0", []byte("new"), time.Hour); err != nil {
+		if err := s.Save(ctx, "0", 1, []byte("new"), time.Hour); err != nil {
 			t.Fatalf("Save replacing a record of a full store: %v", err)
 		}
-		if _, err := s.Take(ctx, "1"); err != nil {
-			t.Fatal(err)
+		if err := s.Delete(ctx, "1", 1, time.Hour); err != nil {
+			t.Fatalf("Delete of a record of a full store: %v", err)
 		}
-		if err := s.Save(ctx, "3", record, time.Hour); err != nil {
-			t.Fatalf("Save after a Take made room: %v", err)
+		if err := s.Save(ctx, "3", 1, record, time.Hour); !errors.Is(err, memory.ErrTooManySessions) {
+			t.Fatalf("Save of a 4th entry beside a tombstone: %v, want ErrTooManySessions", err)
+		}
+	})
+
+	t.Run("tombstones_count_against_max_records_until_they_expire", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := memory.NewSessions(memory.SessionsOptions{MaxRecords: 3})
+			defer s.Close()
+			for i := range 3 {
+				if err := s.Save(ctx, fmt.Sprint(i), 1, record, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := s.Take(ctx, "0", time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Delete(ctx, "1", 1, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.Len(); n != 3 {
+				t.Fatalf("Len = %d with a record and 2 tombstones, want 3", n)
+			}
+			if err := s.Save(ctx, "3", 1, record, time.Hour); !errors.Is(err, memory.ErrTooManySessions) {
+				t.Fatalf("Save beside 2 tombstones in a full store: %v, want ErrTooManySessions", err)
+			}
+			// A tombstone fences a late writer: one that cannot be left
+			// refuses the Delete rather than fence nothing.
+			if err := s.Delete(ctx, "never-saved", 1, time.Second); !errors.Is(err, memory.ErrTooManySessions) {
+				t.Fatalf("Delete of a new id in a full store: %v, want ErrTooManySessions", err)
+			}
+			time.Sleep(time.Second)
+			for _, id := range []string{"3", "4"} {
+				if err := s.Save(ctx, id, 1, record, time.Hour); err != nil {
+					t.Fatalf("Save once the tombstones expired: %v", err)
+				}
+			}
+		})
+	})
+
+	t.Run("a_version_without_a_successor_is_refused", func(t *testing.T) {
+		s := memory.NewSessions(memory.SessionsOptions{})
+		defer s.Close()
+		if err := s.Save(ctx, "a", math.MaxUint64, record, time.Hour); !errors.Is(err, adapter.ErrInvalidOptions) {
+			t.Fatalf("Save of version MaxUint64: %v, want ErrInvalidOptions", err)
+		}
+		if err := s.Delete(ctx, "a", math.MaxUint64, time.Hour); !errors.Is(err, adapter.ErrInvalidOptions) {
+			t.Fatalf("Delete of version MaxUint64: %v, want ErrInvalidOptions", err)
+		}
+		if n := s.Len(); n != 0 {
+			t.Fatalf("Len = %d after refused calls, want 0", n)
 		}
 	})
 
@@ -76,7 +126,7 @@ func TestSessionsMemory(t *testing.T) {
 			s := memory.NewSessions(memory.SessionsOptions{MaxRecords: 10})
 			defer s.Close()
 			for i := range 10 {
-				if err := s.Save(ctx, fmt.Sprint(i), record, 500*time.Millisecond); err != nil {
+				if err := s.Save(ctx, fmt.Sprint(i), 1, record, 500*time.Millisecond); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -85,7 +135,7 @@ func TestSessionsMemory(t *testing.T) {
 				t.Fatalf("Len = %d before the Save, want the 10 expired records", n)
 			}
 			for i := range 10 {
-				if err := s.Save(ctx, fmt.Sprint("new-", i), record, time.Hour); err != nil {
+				if err := s.Save(ctx, fmt.Sprint("new-", i), 1, record, time.Hour); err != nil {
 					t.Fatalf("Save %d into a store of expired records: %v", i, err)
 				}
 			}
@@ -100,12 +150,12 @@ func TestSessionsMemory(t *testing.T) {
 			s := memory.NewSessions(memory.SessionsOptions{})
 			defer s.Close()
 			for i := range 100 {
-				if err := s.Save(ctx, fmt.Sprint(i), record, 500*time.Millisecond); err != nil {
+				if err := s.Save(ctx, fmt.Sprint(i), 1, record, 500*time.Millisecond); err != nil {
 					t.Fatal(err)
 				}
 			}
 			time.Sleep(600 * time.Millisecond)
-			if err := s.Save(ctx, "new", record, time.Hour); err != nil {
+			if err := s.Save(ctx, "new", 1, record, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			// Each Save does a bounded amount of work; the sweeper does the rest.
@@ -120,7 +170,7 @@ func TestSessionsMemory(t *testing.T) {
 		// and the store is never closed.
 		synctest.Test(t, func(t *testing.T) {
 			s := memory.NewSessions(memory.SessionsOptions{})
-			if err := s.Save(ctx, "a", record, time.Second); err != nil {
+			if err := s.Save(ctx, "a", 1, record, time.Second); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Second)
@@ -134,17 +184,17 @@ func TestSessionsMemory(t *testing.T) {
 	t.Run("a_closed_store_refuses_everything", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := memory.NewSessions(memory.SessionsOptions{})
-			if err := s.Save(ctx, "a", record, time.Hour); err != nil {
+			if err := s.Save(ctx, "a", 1, record, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			s.Close() // stops the sweeper, or synctest.Test fails
 			s.Close()
-			_, takeErr := s.Take(ctx, "a")
+			_, _, takeErr := s.Take(ctx, "a", time.Hour)
 			for _, err := range []error{
-				s.Save(ctx, "b", record, time.Hour),
+				s.Save(ctx, "b", 1, record, time.Hour),
 				takeErr,
 				s.Touch(ctx, []string{"a"}, time.Hour),
-				s.Delete(ctx, "a"),
+				s.Delete(ctx, "a", 1, time.Hour),
 			} {
 				if !errors.Is(err, adapter.ErrClosed) {
 					t.Fatalf("after Close: %v, want adapter.ErrClosed", err)
@@ -165,11 +215,11 @@ func TestSessionsMemoryIsBounded(t *testing.T) {
 		baseline := heapInUse()
 		record := make([]byte, 64)
 		for i := range memory.DefaultMaxSessions {
-			if err := s.Save(ctx, fmt.Sprintf("session-%d", i), record, 100*time.Millisecond); err != nil {
+			if err := s.Save(ctx, fmt.Sprintf("session-%d", i), 1, record, 100*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Save(ctx, "one-too-many", record, time.Second); !errors.Is(err, memory.ErrTooManySessions) {
+		if err := s.Save(ctx, "one-too-many", 1, record, time.Second); !errors.Is(err, memory.ErrTooManySessions) {
 			t.Fatalf("Save of record %d: %v, want ErrTooManySessions", memory.DefaultMaxSessions+1, err)
 		}
 		peak := heapInUse()

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 )
 
 // The node a client left saves its session; the node it comes back to,
-// any of them, takes it.
+// any of them, takes it, with the version that fences the session's
+// writers.
 func ExampleNewSessions() {
 	sessions, err := redis.NewSessions(redis.SessionsOptions{Addrs: []string{redisAddr}})
 	if err != nil {
@@ -20,12 +22,14 @@ func ExampleNewSessions() {
 	defer sessions.Close()
 	ctx := context.Background()
 
-	// On the node the connection dropped from:
-	if err := sessions.Save(ctx, "private-id", []byte(`{"offset":42}`), 2*time.Minute); err != nil {
+	// On the node the connection of version 1 dropped from:
+	err = sessions.Save(ctx, "private-id", 1, []byte(`{"offset":42}`), 2*time.Minute)
+	if err != nil {
 		log.Fatal(err)
 	}
-	// On the node the client reconnects to, with the id it kept:
-	record, err := sessions.Take(ctx, "private-id")
+	// On the node the client reconnects to, with the id it kept; the
+	// tombstone left in the record's place lives for the TTL given here.
+	record, v, err := sessions.Take(ctx, "private-id", 2*time.Minute)
 	switch {
 	case errors.Is(err, adapter.ErrNoSession):
 		// Expired or already taken: start a new session.
@@ -33,5 +37,9 @@ func ExampleNewSessions() {
 		log.Fatal(err) // Redis unreachable within Timeout
 	default:
 		log.Printf("resuming from %s", record)
+		// The resumed connection saves as version v+1; a late Save of the
+		// connection it replaced, at version v, is refused.
+		err = sessions.Save(ctx, "private-id", v, []byte(`{"offset":40}`), 2*time.Minute)
+		fmt.Println(errors.Is(err, adapter.ErrStaleSession))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -56,22 +57,61 @@ func TestSessionsRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	addrs := []string{srv.Addr()}
 
-	t.Run("a_record_is_one_key_that_redis_expires", func(t *testing.T) {
+	t.Run("a_record_and_its_tombstone_are_one_key_that_redis_expires", func(t *testing.T) {
 		s := newSessions(t, SessionsOptions{Addrs: addrs, Prefix: "app:"})
-		if err := s.Save(ctx, "abc", record, time.Minute); err != nil {
+		const key = "app:session:{abc}"
+		if err := s.Save(ctx, "abc", 41, record, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := srv.Do("GET", "app:session:{abc}"); err != nil || got != string(record) {
-			t.Fatalf("GET = %q, %v; want the record", got, err)
+		if got, err := srv.Do("GET", key); err != nil || got != "00000000000000000041:r"+string(record) {
+			t.Fatalf("GET = %q, %v; want the version and the record", got, err)
 		}
-		if ttl := pttl(t, srv, "app:session:{abc}"); ttl <= 0 || ttl > time.Minute {
+		if ttl := pttl(t, srv, key); ttl <= 0 || ttl > time.Minute {
 			t.Fatalf("PTTL = %v, want up to a minute", ttl)
+		}
+		if _, _, err := s.Take(ctx, "abc", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := srv.Do("GET", key); err != nil || got != "00000000000000000042:t" {
+			t.Fatalf("GET after Take = %q, %v; want the tombstone of the next version", got, err)
+		}
+		if ttl := pttl(t, srv, key); ttl <= 0 || ttl > time.Second {
+			t.Fatalf("PTTL of the tombstone = %v, want up to the second Take gave it", ttl)
+		}
+	})
+
+	t.Run("a_value_in_no_known_form_is_no_record", func(t *testing.T) {
+		s := newSessions(t, SessionsOptions{Addrs: addrs, Prefix: "odd:"})
+		for i, v := range []string{"", "record", "00000000000000000041:x", "0000000000000000004x:r", "0000000000000000041:r"} {
+			id := fmt.Sprint("odd-", i)
+			if _, err := srv.Do("SET", "odd:session:{"+id+"}", v); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.Take(ctx, id, time.Minute); !errors.Is(err, adapter.ErrNoSession) {
+				t.Fatalf("Take of %q: %v, want ErrNoSession", v, err)
+			}
+			if err := s.Save(ctx, id, 0, record, time.Minute); err != nil {
+				t.Fatalf("Save over %q: %v", v, err)
+			}
+		}
+	})
+
+	t.Run("a_version_without_a_successor_is_refused", func(t *testing.T) {
+		s := newSessions(t, SessionsOptions{Addrs: addrs, Prefix: "max:"})
+		if err := s.Save(ctx, "a", math.MaxUint64, record, time.Hour); !errors.Is(err, adapter.ErrInvalidOptions) {
+			t.Fatalf("Save of version MaxUint64: %v, want ErrInvalidOptions", err)
+		}
+		if err := s.Delete(ctx, "a", math.MaxUint64, time.Hour); !errors.Is(err, adapter.ErrInvalidOptions) {
+			t.Fatalf("Delete of version MaxUint64: %v, want ErrInvalidOptions", err)
+		}
+		if n, err := srv.Do("EXISTS", "max:session:{a}"); err != nil || n != "0" {
+			t.Fatalf("EXISTS after refused calls = %q, %v; want 0", n, err)
 		}
 	})
 
 	t.Run("a_ttl_under_a_millisecond_is_rounded_up", func(t *testing.T) {
 		s := newSessions(t, SessionsOptions{Addrs: addrs})
-		if err := s.Save(ctx, "tiny", record, time.Microsecond); err != nil {
+		if err := s.Save(ctx, "tiny", 1, record, time.Microsecond); err != nil {
 			t.Fatalf("Save with a TTL of 1µs: %v", err)
 		}
 		if err := s.Touch(ctx, []string{"tiny"}, time.Microsecond); err != nil {
@@ -79,26 +119,33 @@ func TestSessionsRedis(t *testing.T) {
 		}
 	})
 
-	t.Run("touch_pipelines_ids_past_one_round_trip", func(t *testing.T) {
+	t.Run("touch_pipelines_ids_past_one_round_trip_and_skips_tombstones", func(t *testing.T) {
 		s := newSessions(t, SessionsOptions{Addrs: addrs, Prefix: "touch:"})
 		ids := make([]string, 2*maxCalls+10)
 		for i := range ids {
 			ids[i] = fmt.Sprint("id-", i)
-			if err := s.Save(ctx, ids[i], record, time.Minute); err != nil {
+			if err := s.Save(ctx, ids[i], 1, record, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 		}
-		before := commandCalls(t, rawClient(t, srv.Addr()), "pexpire")
-		if err := s.Touch(ctx, append(ids, "missing"), time.Hour); err != nil {
+		if err := s.Delete(ctx, "tombstone", 1, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if n := commandCalls(t, rawClient(t, srv.Addr()), "pexpire") - before; n != len(ids)+1 {
-			t.Fatalf("%d PEXPIRE calls, want %d", n, len(ids)+1)
+		c := rawClient(t, srv.Addr())
+		before := commandCalls(t, c, "pexpire")
+		if err := s.Touch(ctx, append(ids, "missing", "tombstone"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if n := commandCalls(t, c, "pexpire") - before; n != len(ids) {
+			t.Fatalf("%d PEXPIRE calls, want %d: one per record, none for the others", n, len(ids))
 		}
 		for _, id := range ids {
 			if ttl := pttl(t, srv, "touch:session:{"+id+"}"); ttl <= time.Minute {
 				t.Fatalf("PTTL of %s = %v after a Touch to an hour", id, ttl)
 			}
+		}
+		if ttl := pttl(t, srv, "touch:session:{tombstone}"); ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("PTTL of the tombstone = %v after a Touch to an hour, want its own minute", ttl)
 		}
 		if n, err := srv.Do("EXISTS", "touch:session:{missing}"); err != nil || n != "0" {
 			t.Fatalf("EXISTS of the missing id = %q, %v; want 0: Touch must not create", n, err)
@@ -108,12 +155,12 @@ func TestSessionsRedis(t *testing.T) {
 	t.Run("take_after_a_restart_without_persistence_finds_nothing", func(t *testing.T) {
 		own := redistest.Start(t)
 		s := newSessions(t, SessionsOptions{Addrs: []string{own.Addr()}, Timeout: 300 * time.Millisecond})
-		if err := s.Save(ctx, "s1", record, time.Hour); err != nil {
+		if err := s.Save(ctx, "s1", 1, record, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		own.Restart() // no persistence: Redis comes back empty
 		eventually(t, "Take answers ErrNoSession", func() error {
-			got, err := s.Take(ctx, "s1")
+			got, _, err := s.Take(ctx, "s1", time.Hour)
 			switch {
 			case err == nil:
 				t.Fatalf("Take after the restart = %q, want ErrNoSession", got)
@@ -131,12 +178,12 @@ func TestSessionsRedis(t *testing.T) {
 		s := newSessions(t, SessionsOptions{Addrs: []string{own.Addr()}, Timeout: 200 * time.Millisecond})
 		own.Pause()
 		defer own.Resume()
-		_, takeErr := s.Take(ctx, "s1")
+		_, _, takeErr := s.Take(ctx, "s1", time.Hour)
 		for _, err := range []error{
-			s.Save(ctx, "s1", record, time.Hour),
+			s.Save(ctx, "s1", 1, record, time.Hour),
 			takeErr,
 			s.Touch(ctx, []string{"s1"}, time.Hour),
-			s.Delete(ctx, "s1"),
+			s.Delete(ctx, "s1", 1, time.Hour),
 		} {
 			if !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("with Redis paused: %v, want ErrUnavailable", err)
@@ -149,12 +196,12 @@ func TestSessionsRedis(t *testing.T) {
 		s := newSessions(t, SessionsOptions{Client: c})
 		s.Close()
 		s.Close()
-		_, takeErr := s.Take(ctx, "s1")
+		_, _, takeErr := s.Take(ctx, "s1", time.Hour)
 		for _, err := range []error{
-			s.Save(ctx, "s1", record, time.Hour),
+			s.Save(ctx, "s1", 1, record, time.Hour),
 			takeErr,
 			s.Touch(ctx, []string{"s1"}, time.Hour),
-			s.Delete(ctx, "s1"),
+			s.Delete(ctx, "s1", 1, time.Hour),
 		} {
 			if !errors.Is(err, ErrClosed) {
 				t.Fatalf("after Close: %v, want ErrClosed", err)
