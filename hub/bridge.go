@@ -72,7 +72,7 @@ func (h *Hub) attach(base context.Context, meta requestMeta, id auth.Identity, c
 			release()
 			return nil, errors.New("hub: a Resume needs a transport that keeps positions (bridge.Tracker)")
 		}
-		c.prevID = resume.PrevID
+		c.prevIDs = resume.PrevIDs
 	}
 	c.holds.Store(1)
 	meta.connID = c.id

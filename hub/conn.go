@@ -35,7 +35,7 @@ type conn struct {
 	sink     sink           // where frames go: &out, or the bridging transport's
 	bridged  bridge.Sink    // the bridging transport, nil for a WebSocket of our own
 	tracker  bridge.Tracker // the bridging transport, when it keeps positions (see bridge.Tracker)
-	prevID   string         // the connection a Resume continues: its exclusions hold on replay
+	prevIDs  []string       // the connections a Resume continues: their exclusions hold on replay
 	meta     requestMeta
 	started  time.Time
 	release  func() // admission slot; called once by cleanup
@@ -274,7 +274,6 @@ func (c *conn) establishResumed(id auth.Identity, resume *bridge.Resume) bool {
 	}
 	if resume != nil {
 		rs.decide(c, holds)
-		c.tracker.Resumed(rs.ok)
 	}
 	for _, a := range holds {
 		if a.resumed && rs.ok {
@@ -282,6 +281,9 @@ func (c *conn) establishResumed(id auth.Identity, resume *bridge.Resume) bool {
 		} else {
 			c.told(a.r.room, a.top)
 		}
+	}
+	if c.tracker != nil {
+		c.tracker.Established(bridge.Established{ConnID: c.id, UserID: id.UserID, TenantID: id.TenantID, Recovered: rs.ok})
 	}
 	c.sendClass(wire.Open, &protocol.Message{Kind: protocol.MsgWelcome, Welcome: protocol.Welcome{
 		ConnID: c.id, UserID: id.UserID, ExpiresAt: exp,

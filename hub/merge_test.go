@@ -291,3 +291,42 @@ func TestRecoveryHeldBackPastTheBound(t *testing.T) {
 	}
 	ana.expectEvents("tenant:acme", epoch, want...)
 }
+
+// TestPlainJoinOfARoomItIsIn: a join without since of a room the
+// connection is in already (a frontend joining again after a reconnect)
+// answers where the connection stands and skips nothing: events published
+// while it is handled reach the client, in order. (It used to hold the
+// room back, answer the top and drop what was held up to it.)
+func TestPlainJoinOfARoomItIsIn(t *testing.T) {
+	e, _ := historyEnv(t, map[string]hub.HistoryPolicy{"tenant": {Size: 100}}, func(o *hub.Options) {
+		o.Rooms = allowAll
+	})
+	const name = "tenant:acme"
+	ana := e.connect(claims{sub: "ana", tenant: "acme"})
+	n := 0
+	publish := func() {
+		n++
+		if err := e.hub.Broadcast(context.Background(), name, "n", n); err != nil {
+			t.Error(err)
+		}
+	}
+	publish()
+	publish()
+	got := ana.events(name, 2)
+	epoch := got[0].pos.Epoch
+	defer hub.SetRecoveryHook(func(string) { publish() })()
+	r, err := ana.join(1, name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.SetRecoveryHook(nil)
+	if r.Offset == nil || *r.Offset < 2 || r.Epoch != epoch {
+		t.Fatalf("join answered %+v, want the connection's position (at least 2, epoch %s)", r, epoch)
+	}
+	publish()
+	want := make([]int, 0, n-2)
+	for i := 3; i <= n; i++ {
+		want = append(want, i)
+	}
+	ana.expectEvents(name, epoch, want...)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/wsgate/wsgate/adapter"
@@ -125,7 +126,7 @@ func (c *conn) holdRoom(ctx context.Context, name string) (*holdback, error) {
 // once, or held back while the room is recovered for c.
 func (f *fanout) toTracked(c *conn) {
 	m := f.msg
-	skip := c.id == f.except
+	skip := c.excluded(f.except)
 	c.histMu.Lock()
 	defer c.histMu.Unlock()
 	cur := c.cursorLocked(m.Room, true)
@@ -182,9 +183,15 @@ func (c *conn) fill(ctx context.Context, name string, pos protocol.Position) pro
 		c.h.recoverSignal(c, name, pos)
 		return pos
 	}
-	c.replay(ctx, rd.entries, rd.res.Top.Epoch)
+	top := protocol.Position(rd.res.Top)
+	if pos.Epoch != top.Epoch {
+		pos = protocol.Position{Epoch: top.Epoch}
+	}
+	if got := c.replay(ctx, rd.entries, pos); len(rd.entries) > 0 && got != protocol.Position(top) {
+		return got // cut short: the rest is a gap, found again at release
+	}
 	c.h.log.Info("gap_repaired", c.meta.attrs(slog.String("room", name), slog.Int("missed", len(rd.entries)))...)
-	return protocol.Position(rd.res.Top)
+	return top
 }
 
 // recoverSignal sends c the $recover event of a room: the hub could not
@@ -209,26 +216,32 @@ func positionData(p protocol.Position) positionJSON {
 	return positionJSON{Offset: p.Offset, Epoch: p.Epoch}
 }
 
-// replay sends c the entries of a history read, but those whose publisher
-// left c out, as events at their positions.
-func (c *conn) replay(ctx context.Context, entries []replayed, epoch string) {
+// replay sends c the entries of a history read that come after from, but
+// those whose publisher left c out, as events at their positions. It
+// returns the position it reached: the last entry's when every one was
+// sent, the last one sent when it was cut short (ctx ended, c closed), so
+// that what follows is released from there and the rest is a gap.
+func (c *conn) replay(ctx context.Context, entries []replayed, from protocol.Position) protocol.Position {
+	pos := from
 	for i := range entries {
 		e := &entries[i]
-		if c.excluded(e.rl.except) {
-			continue
+		at := protocol.Position{Offset: e.offset, Epoch: from.Epoch}
+		if !c.excluded(e.rl.except) {
+			m := e.rl.msg
+			m.Pos = at
+			if !c.sendPaced(ctx, &m) {
+				return pos
+			}
 		}
-		m := e.rl.msg
-		m.Pos = protocol.Position{Offset: e.offset, Epoch: epoch}
-		if !c.sendPaced(ctx, &m) {
-			return
-		}
+		pos = at
 	}
+	return pos
 }
 
 // excluded reports whether a message whose publisher left out the
 // connection except was not for c: c is that connection, or resumes it.
 func (c *conn) excluded(except string) bool {
-	return except != "" && (except == c.id || except == c.prevID)
+	return except != "" && (except == c.id || slices.Contains(c.prevIDs, except))
 }
 
 // told tells a transport that keeps positions where its client starts in

@@ -28,6 +28,19 @@ type joinAck struct {
 // follow the ack, all of them or none (recovered false), then the live
 // ones. The room's live messages for c are held back meanwhile.
 func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) error {
+	if in.Since == nil && slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
+		// In the room already: its events flow, and what is in flight
+		// must not be skipped. The answer is where c stands.
+		if in.HasID {
+			var ack joinAck
+			if pos := c.cursorPos(r.room); pos.Epoch != "" {
+				ack.Offset, ack.Epoch = &pos.Offset, pos.Epoch
+			}
+			data, _ := json.Marshal(ack)
+			c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})
+		}
+		return nil
+	}
 	hb, err := c.holdRoom(ctx, r.room)
 	if err != nil {
 		return err
@@ -41,7 +54,6 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		return err
 	}
 	recoveryStep("joined")
-	c.joined(r.room, true)
 	var since *adapter.Position
 	if in.Since != nil {
 		p := adapter.Position(*in.Since)
@@ -74,17 +86,22 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		}
 		c.h.log.Info("recovery", c.msgAttrs(attrs...)...)
 	}
+	from := base
 	if since != nil && ack.Recovered != nil && *ack.Recovered {
-		c.told(r.room, protocol.Position(*since))
-	} else {
-		c.told(r.room, base)
+		from = protocol.Position(*since)
 	}
+	// Where the client starts, then the membership: a transport that keeps
+	// positions records both before the join is answered.
+	c.told(r.room, from)
+	c.joined(r.room, true)
 	if in.HasID {
 		data, _ := json.Marshal(ack)
 		c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})
 	}
 	recoveryStep("acked")
-	c.replay(ctx, entries, base.Epoch)
+	if len(entries) > 0 {
+		base = c.replay(ctx, entries, from)
+	}
 	recoveryStep("replayed")
 	c.releaseHeld(ctx, r.room, hb, base)
 	return nil
@@ -205,9 +222,10 @@ func (c *conn) releaseAuto(holds []autoHold, replay bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
 	for _, a := range holds {
-		if replay && a.resumed {
-			c.replay(ctx, a.rd.entries, a.top.Epoch)
+		pos := a.top
+		if replay && a.resumed && len(a.rd.entries) > 0 {
+			pos = c.replay(ctx, a.rd.entries, protocol.Position(*a.since))
 		}
-		c.releaseHeld(ctx, a.r.room, a.hb, a.top)
+		c.releaseHeld(ctx, a.r.room, a.hb, pos)
 	}
 }

@@ -45,7 +45,7 @@ func (c *conn) rejoin(id auth.Identity, holds []autoHold, resume *bridge.Resume)
 	var rs resumed
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
-	if id.UserID != resume.UserID {
+	if id.UserID != resume.UserID || id.TenantID != resume.TenantID {
 		c.h.log.Warn("resume_refused", c.meta.attrs(slog.String("reason", "other_user"))...)
 		rs.fail("other_user")
 		return holds, rs

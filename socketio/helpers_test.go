@@ -171,6 +171,7 @@ type wsClient struct {
 	c    *websocket.Conn
 	ctx  context.Context
 	open string // the open packet
+	sid  string // the Socket.IO id of the last CONNECT answered (connectRecovering)
 }
 
 // dial opens a WebSocket session and reads its open packet.

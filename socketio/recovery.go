@@ -87,13 +87,17 @@ func (r *Recovery) refreshEvery() time.Duration {
 
 // record is what the store keeps of a session, as JSON.
 type record struct {
-	V     int    `json:"v"`
-	User  string `json:"u"`
-	Nsp   string `json:"n"`
-	Conn  string `json:"c"` // the connection's id: the events it was left out of stay out
-	Gen   uint64 `json:"g"` // the offsets' generation (see offsetOf)
-	Slots []slot `json:"s"`
+	V      int      `json:"v"`
+	User   string   `json:"u"`
+	Tenant string   `json:"t,omitempty"`
+	Nsp    string   `json:"n"`
+	Conns  []string `json:"c"` // the session's connections, the latest first: the events they were left out of stay out
+	Gen    uint64   `json:"g"` // the connection's offset generation (see offsetLocked)
+	Slots  []slot   `json:"s"`
 }
+
+// maxConns bounds the connection ids a record keeps.
+const maxConns = 4
 
 // slot is one room of a session, at a fixed index for the offsets.
 //
@@ -119,21 +123,31 @@ const recordVersion = 1
 // event's offset and its place in the queue agree.
 type tracked struct {
 	*socket
-	rc        *Recovery
-	pid       string // the session's private id; guarded by socket.mu
-	resumePID string // the pid of the session a Resume continues
+	rc     *Recovery
+	resume *bridge.Resume // the session a CONNECT asked to resume, nil for none
+	taken  taken          // the record of that session, taken from the store
 
 	// Guarded by socket.mu.
-	user      string
-	prevID    string // the connection id of the record (this one once connected)
-	recovered bool   // Resumed(true): CONNECT gives back the pid the client had
-	gen       uint64
-	slots     []slot
-	live      bool // the record was saved once: membership changes are saved at once
-	gone      bool // the record was deleted: nothing is saved any more
-	over      bool // the connection ended: the socket is no longer registered
+	pid   string   // the session's private id
+	ver   uint64   // the version this connection writes the record at
+	user  string   // the identity of the session
+	tnt   string   //
+	conns []string // the record's Conns
+	gen   uint64
+	slots []slot
+	live  bool // Established: the record is saved at every change
+	gone  bool // the record was deleted, or taken by a newer connection: nothing is saved any more
+	over  bool // the connection ended: the socket is no longer registered
+	dirty bool // the last save failed: the refresh saves again
 
 	saveMu sync.Mutex // serialises the writes of the record, newest last
+}
+
+// taken is a record taken from the store for a resume.
+type taken struct {
+	pid string
+	ver uint64
+	raw []byte
 }
 
 var _ bridge.Tracker = (*tracked)(nil)
@@ -259,6 +273,12 @@ func (t *tracked) slotLocked(room string, create bool) *slot {
 	if !create {
 		return nil
 	}
+	for i := range t.slots {
+		if t.slots[i].Room == "" {
+			t.slots[i] = slot{Room: room, Auto: true}
+			return &t.slots[i]
+		}
+	}
 	t.slots = append(t.slots, slot{Room: room, Auto: true})
 	return &t.slots[len(t.slots)-1]
 }
@@ -269,9 +289,9 @@ func (t *tracked) slotLocked(room string, create bool) *slot {
 //	g<gen>(.<slot>-<offset>-<epoch>)*
 //
 // numbers in base 36, slots by their index in the session's record. gen
-// changes with every connection and every renumbering of the slots, so an
-// offset from before (the client keeps the last one across connections)
-// is told apart and the record's positions used. A slot whose epoch is not
+// is drawn at random for every connection, so an offset of a previous
+// connection (the client keeps the last one across connections) is told
+// apart and the record's start positions used. A slot whose epoch is not
 // made of letters, digits and '_' is left out.
 func (t *tracked) offsetLocked(at *slot, pos protocol.Position) string {
 	var b strings.Builder
@@ -310,7 +330,7 @@ func plainEpoch(e string) bool {
 }
 
 // maxOffset bounds the offset a client may send.
-const maxOffset = 8 << 10
+const maxOffset = 64 << 10
 
 // parseOffset reads an offset of generation gen: the position of each
 // slot it names. An offset of another generation (a previous connection's)
@@ -344,19 +364,13 @@ func parseOffset(s string, gen uint64, nslots int) (map[int]protocol.Position, b
 	return out, true
 }
 
-// Told implements bridge.Tracker. A room's first position is saved soon:
-// a client that receives no event afterwards still resumes from it.
+// Told implements bridge.Tracker: where the client starts in a room.
+// The hub calls it before Joined or Established, which save the record.
 func (t *tracked) Told(room string, pos protocol.Position) {
 	k := t.socket
 	k.mu.Lock()
-	s := t.slotLocked(room, true)
-	first := s.Epoch == ""
-	s.told(pos)
-	live := t.live
-	k.mu.Unlock()
-	if first && live {
-		go t.save(context.Background(), t.liveTTL())
-	}
+	defer k.mu.Unlock()
+	t.slotLocked(room, true).told(pos)
 }
 
 // Joined implements bridge.Tracker: the record is saved before the join
@@ -364,20 +378,19 @@ func (t *tracked) Told(room string, pos protocol.Position) {
 func (t *tracked) Joined(room string, byClient bool) {
 	k := t.socket
 	k.mu.Lock()
-	s := t.slotLocked(room, false)
-	if s == nil {
-		t.slots = append(t.slots, slot{Room: room, ByClient: byClient})
-	} else {
-		s.Auto, s.ByClient = false, s.ByClient || byClient
-	}
+	s := t.slotLocked(room, true)
+	s.Auto, s.ByClient = false, s.ByClient || byClient
 	live := t.live
 	k.mu.Unlock()
 	if live {
-		t.save(context.Background(), t.liveTTL())
+		t.save(t.liveTTL())
 	}
 }
 
-// Left implements bridge.Tracker.
+// Left implements bridge.Tracker. The slot is emptied, not removed: the
+// offsets name slots by index. A later room may take it; an offset of the
+// room that left then names a position of another stream, which no
+// history matches, and the resume does not recover.
 func (t *tracked) Left(room string) {
 	k := t.socket
 	k.mu.Lock()
@@ -387,45 +400,34 @@ func (t *tracked) Left(room string) {
 		return
 	}
 	*s = slot{}
-	t.compactLocked()
 	live := t.live
 	k.mu.Unlock()
 	if live {
-		t.save(context.Background(), t.liveTTL())
+		t.save(t.liveTTL())
 	}
 }
 
-// compactLocked renumbers the slots once most are empty; the offsets the
-// client holds then belong to the previous generation.
-func (t *tracked) compactLocked() {
-	n := 0
-	for _, s := range t.slots {
-		if s.Room != "" {
-			n++
-		}
-	}
-	if len(t.slots) < 16 || n*2 > len(t.slots) {
-		return
-	}
-	kept := make([]slot, 0, n)
-	for _, s := range t.slots {
-		if s.Room != "" {
-			kept = append(kept, s)
-		}
-	}
-	t.slots = kept
-	t.gen++
-}
-
-// Resumed implements bridge.Tracker.
-func (t *tracked) Resumed(recovered bool) {
+// Established implements bridge.Tracker: the record of the session is
+// saved before the welcome — from then on a crash of this node loses
+// nothing — and the socket is registered for the refreshes of its TTL.
+// A resume that did not recover starts a new session (a new pid), so that
+// socket.io-client reports socket.recovered false.
+func (t *tracked) Established(e bridge.Established) {
 	k := t.socket
 	k.mu.Lock()
-	t.recovered = recovered
-	if recovered {
-		t.pid = t.resumePID
+	if k.done || t.over {
+		k.mu.Unlock()
+		return
 	}
+	t.user, t.tnt, t.conns = e.UserID, e.TenantID, []string{e.ConnID}
+	if e.Recovered && t.resume != nil {
+		t.pid, t.ver = t.taken.pid, t.taken.ver+1
+		t.conns = append(t.conns, t.resume.PrevIDs[:min(len(t.resume.PrevIDs), maxConns-1)]...)
+	}
+	t.live = true
+	t.sess.srv.recov.add(t)
 	k.mu.Unlock()
+	t.save(t.liveTTL())
 }
 
 // Lost implements bridge.Tracker: a gap the hub could not fill ends the
@@ -441,58 +443,70 @@ func (t *tracked) liveTTL() time.Duration {
 }
 
 // snapshot encodes the record as it stands.
-func (t *tracked) snapshot() ([]byte, string, bool) {
+func (t *tracked) snapshot() (b []byte, pid string, ver uint64, ok bool) {
 	k := t.socket
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if t.gone {
-		return nil, "", false
+		return nil, "", 0, false
 	}
-	rec := record{V: recordVersion, User: t.user, Nsp: t.nsp.name, Conn: t.prevID, Gen: t.gen, Slots: t.slots}
+	rec := record{V: recordVersion, User: t.user, Tenant: t.tnt, Nsp: t.nsp.name, Conns: t.conns, Gen: t.gen, Slots: t.slots}
 	b, err := json.Marshal(rec)
-	return b, t.pid, err == nil
+	return b, t.pid, t.ver, err == nil
 }
 
-// save writes the record, to live for ttl. A record that cannot be saved
-// is deleted (best effort): a stale one would resume the session without
-// a room it has since joined.
-func (t *tracked) save(ctx context.Context, ttl time.Duration) {
+// save writes the record, to live for ttl. When a newer connection of the
+// session took it, this one stops writing. When it cannot be written, the
+// record is deleted — a stale one would resume the session without a
+// room joined since — and the refresh tries again.
+func (t *tracked) save(ttl time.Duration) {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
-	b, pid, ok := t.snapshot()
+	b, pid, ver, ok := t.snapshot()
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.rc.Timeout)
-	defer cancel()
 	err := fmt.Errorf("record of %d bytes is over %d", len(b), adapter.MaxSessionRecord)
 	if len(b) <= adapter.MaxSessionRecord {
-		err = t.rc.Store.Save(ctx, pid, b, ttl)
+		ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
+		err = t.rc.Store.Save(ctx, pid, ver, b, ttl)
+		cancel()
 	}
-	if err != nil {
-		t.sess.srv.log.Warn("socketio_session_not_saved", slog.String("namespace", t.nsp.name), slog.String("error", err.Error()))
-		_ = t.rc.Store.Delete(ctx, pid)
+	k := t.socket
+	switch {
+	case err == nil:
+		k.mu.Lock()
+		t.dirty = false
+		k.mu.Unlock()
+		return
+	case errors.Is(err, adapter.ErrStaleSession):
+		t.superseded()
+		return
+	}
+	t.sess.srv.log.Warn("socketio_session_not_saved", slog.String("namespace", t.nsp.name), slog.String("error", err.Error()))
+	ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
+	derr := t.rc.Store.Delete(ctx, pid, ver, t.liveTTL())
+	cancel()
+	k.mu.Lock()
+	t.dirty = true
+	if derr == nil {
+		t.ver = ver + 1 // past the tombstone
+	}
+	k.mu.Unlock()
+	if errors.Is(derr, adapter.ErrStaleSession) {
+		t.superseded()
 	}
 }
 
-// connected saves the first record, once the hub established the
-// connection (the welcome is out), and registers the socket for the
-// refreshes of its record's TTL.
-//
-// A socket that ended meanwhile saves nothing: its client finds no session
-// to resume. The registration happens under the socket's lock, as does
-// ended's removal, so that a socket that ended is never left registered.
-func (t *tracked) connected(user, connID string) {
+// superseded stops a socket whose session was taken by a newer
+// connection (a resume while this one still looked alive) from writing it.
+func (t *tracked) superseded() {
 	k := t.socket
 	k.mu.Lock()
-	if k.done || t.over {
-		k.mu.Unlock()
-		return
-	}
-	t.user, t.prevID, t.live = user, connID, true
-	t.sess.srv.recov.add(t)
+	t.gone = true
+	t.sess.srv.recov.remove(t)
 	k.mu.Unlock()
-	t.save(context.Background(), t.liveTTL())
+	t.sess.srv.log.Info("socketio_session_superseded", slog.String("namespace", t.nsp.name))
 }
 
 // ended keeps the record for MaxDisconnectionDuration after a connection
@@ -507,50 +521,51 @@ func (t *tracked) ended(final bool) {
 	if final {
 		t.gone = true
 	}
+	pid, ver := t.pid, t.ver
 	k.mu.Unlock()
 	if !live {
 		return
 	}
-	if final {
-		// Under saveMu: a save that snapshotted before gone was set is
-		// written before the delete, not after it.
-		t.saveMu.Lock()
-		defer t.saveMu.Unlock()
-		k.mu.Lock()
-		pid := t.pid
-		k.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
-		defer cancel()
-		_ = t.rc.Store.Delete(ctx, pid)
+	if !final {
+		t.save(t.rc.MaxDisconnectionDuration)
 		return
 	}
-	t.save(context.Background(), t.rc.MaxDisconnectionDuration)
+	// Under saveMu: a save that snapshotted before gone was set is written
+	// before the delete, not after it.
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
+	defer cancel()
+	_ = t.rc.Store.Delete(ctx, pid, ver, t.rc.MaxDisconnectionDuration)
 }
 
-// resumeOf reads the session a CONNECT asks to resume: its record, taken
-// from the store so that it resumes once, and the client's offset. nil
-// when there is none to resume (no pid, no record, another namespace).
-func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, string) {
+// resumeOf takes the record of the session a CONNECT asks to resume (once:
+// the store leaves a tombstone that fences the session's older
+// connections) and reads it with the client's offset. nil when there is
+// none to resume (no pid, no record, another namespace). A refused CONNECT
+// puts the record back (restore).
+func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, taken) {
 	rc := srv.opts.Recovery
 	var a struct {
 		PID    string `json:"pid"`
 		Offset string `json:"offset"`
 	}
 	if rc == nil || len(auth) == 0 || json.Unmarshal(auth, &a) != nil || a.PID == "" || len(a.PID) > adapter.MaxSessionID {
-		return nil, ""
+		return nil, taken{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rc.Timeout)
 	defer cancel()
-	b, err := rc.Store.Take(ctx, a.PID)
+	b, ver, err := rc.Store.Take(ctx, a.PID, rc.MaxDisconnectionDuration+rc.refreshEvery())
 	if err != nil {
 		if !errors.Is(err, adapter.ErrNoSession) {
 			srv.log.Warn("socketio_session_unavailable", slog.String("namespace", nsp), slog.String("error", err.Error()))
 		}
-		return nil, ""
+		return nil, taken{}
 	}
+	tk := taken{pid: a.PID, ver: ver, raw: b}
 	var rec record
 	if json.Unmarshal(b, &rec) != nil || rec.V != recordVersion || rec.Nsp != nsp {
-		return nil, ""
+		return nil, tk
 	}
 	offsets, ok := parseOffset(a.Offset, rec.Gen, len(rec.Slots))
 	if a.Offset != "" && !ok {
@@ -560,22 +575,74 @@ func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, s
 		offsets = nil
 		rec.Slots = unknownPositions(rec.Slots)
 	}
-	r := &bridge.Resume{PrevID: rec.Conn, UserID: rec.User}
+	r := &bridge.Resume{PrevIDs: rec.Conns, UserID: rec.User, TenantID: rec.Tenant}
 	for i, s := range rec.Slots {
 		if s.Room == "" {
 			continue
 		}
 		rr := bridge.ResumeRoom{Room: s.Room, ByClient: s.ByClient, Auto: s.Auto}
-		pos := protocol.Position{Offset: s.Offset, Epoch: s.Epoch}
-		if p, ok := offsets[i]; ok {
-			pos = p
-		}
-		if pos.Epoch != "" {
+		start := protocol.Position{Offset: s.Offset, Epoch: s.Epoch}
+		if pos, ok := since(start, offsets, i); ok {
 			rr.Since = &pos
 		}
 		r.Rooms = append(r.Rooms, rr)
 	}
-	return r, a.PID
+	return r, tk
+}
+
+// since is where a resume reads a room from: the client's offset, never
+// before where the client started in the room (an offset is the client's
+// word, and reading before the start would hand it events from before it
+// joined); the start when the offset names no position of the room. A
+// room whose start is unknown cannot be resumed.
+func since(start protocol.Position, offsets map[int]protocol.Position, slot int) (protocol.Position, bool) {
+	if start.Epoch == "" {
+		return protocol.Position{}, false
+	}
+	pos, ok := offsets[slot]
+	switch {
+	case !ok:
+		return start, true
+	case pos.Epoch == start.Epoch:
+		return protocol.Position{Offset: max(pos.Offset, start.Offset), Epoch: pos.Epoch}, true
+	}
+	// A stream that started again after the client joined: all of it is
+	// after the start.
+	return pos, true
+}
+
+// restore puts back the record a refused CONNECT took, for the client's
+// next attempt.
+func (srv *Server) restore(tk taken) {
+	rc := srv.opts.Recovery
+	if rc == nil || tk.raw == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rc.Timeout)
+	defer cancel()
+	_ = rc.Store.Save(ctx, tk.pid, tk.ver+1, tk.raw, rc.MaxDisconnectionDuration)
+}
+
+// withoutSession returns a CONNECT's auth payload without the pid and the
+// offset of a recovering client: the pid is a credential, which handlers
+// have no use for.
+func withoutSession(payload json.RawMessage) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) != nil {
+		return payload
+	}
+	_, hasPID := fields["pid"]
+	_, hasOffset := fields["offset"]
+	if !hasPID && !hasOffset {
+		return payload
+	}
+	delete(fields, "pid")
+	delete(fields, "offset")
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // unknownPositions returns slots without their positions: the rooms are
@@ -637,8 +704,13 @@ func (r *recoverables) refresh() {
 		ids := make([]string, 0, len(live))
 		for _, k := range live {
 			k.socket.mu.Lock()
-			ids = append(ids, k.pid)
+			pid, dirty := k.pid, k.dirty
 			k.socket.mu.Unlock()
+			if dirty {
+				k.save(k.liveTTL()) // its last save failed
+				continue
+			}
+			ids = append(ids, pid)
 		}
 		for len(ids) > 0 {
 			n := min(len(ids), 1000)

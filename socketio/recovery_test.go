@@ -1,12 +1,14 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,18 +33,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// recordHas reports whether the record of pid holds sub; it reads the
-// record back into the store.
-func recordHas(t *testing.T, store *memory.Sessions, pid, sub string) bool {
-	t.Helper()
-	b, err := store.Take(context.Background(), pid)
-	if err != nil {
-		return false
-	}
-	if err := store.Save(context.Background(), pid, b, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), sub)
+// recordHas reports whether the last record saved of pid holds sub.
+func (cl *cluster) recordHas(pid, sub string) bool {
+	return strings.Contains(cl.spy.saved(pid), sub)
 }
 
 // cluster is two nodes — each a hub and a Server with recovery — on one
@@ -52,7 +45,49 @@ type cluster struct {
 	t     *testing.T
 	nodes [2]*env
 	store *memory.Sessions
+	spy   *spyStore // store, as the nodes use it
 	bus   *memory.Bus
+}
+
+// spyStore is a SessionStore that keeps a copy of the last record saved
+// under each id, for the tests to read without taking it.
+type spyStore struct {
+	adapter.SessionStore
+	mu      sync.Mutex
+	last    map[string][]byte
+	deleted map[string]bool
+}
+
+func (s *spyStore) Save(ctx context.Context, id string, v uint64, record []byte, ttl time.Duration) error {
+	err := s.SessionStore.Save(ctx, id, v, record, ttl)
+	if err == nil {
+		s.mu.Lock()
+		s.last[id] = bytes.Clone(record)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *spyStore) Delete(ctx context.Context, id string, v uint64, ttl time.Duration) error {
+	err := s.SessionStore.Delete(ctx, id, v, ttl)
+	if err == nil {
+		s.mu.Lock()
+		s.deleted[id] = true
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *spyStore) isDeleted(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleted[id]
+}
+
+func (s *spyStore) saved(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.last[id])
 }
 
 func newCluster(t *testing.T, mutate func(*hub.Options)) *cluster {
@@ -60,6 +95,7 @@ func newCluster(t *testing.T, mutate func(*hub.Options)) *cluster {
 	bus := memory.NewBus()
 	t.Cleanup(bus.Close)
 	cl := &cluster{t: t, store: memory.NewSessions(memory.SessionsOptions{}), bus: bus}
+	cl.spy = &spyStore{SessionStore: cl.store, last: make(map[string][]byte), deleted: make(map[string]bool)}
 	t.Cleanup(func() { _ = cl.store.Close() })
 	for i := range cl.nodes {
 		e := &env{t: t, logs: &testutil.SyncBuffer{}}
@@ -79,7 +115,7 @@ func newCluster(t *testing.T, mutate func(*hub.Options)) *cluster {
 		srv, err := New(Options{
 			Namespaces: map[string]*hub.Hub{"/": e.main},
 			Logger:     slog.New(slog.NewJSONHandler(e.logs, nil)),
-			Recovery:   &Recovery{Store: cl.store, MaxDisconnectionDuration: time.Minute},
+			Recovery:   &Recovery{Store: cl.spy, MaxDisconnectionDuration: time.Minute},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -124,6 +160,7 @@ func (c *wsClient) connectRecovering(auth string, s clientSession) string {
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(got, "40")), &ack); err != nil || ack.SID == "" || ack.PID == "" {
 		c.t.Fatalf("CONNECT answer %q has no sid and pid", got)
 	}
+	c.sid = ack.SID
 	return ack.PID
 }
 
@@ -174,18 +211,6 @@ func (c *wsClient) joinRoom(name string) {
 	c.expect("431[*")
 }
 
-// waitRecord waits until the store holds n session records.
-func (cl *cluster) waitRecords(n int) {
-	cl.t.Helper()
-	deadline := time.Now().Add(wait)
-	for cl.store.Len() != n {
-		if time.Now().After(deadline) {
-			cl.t.Fatalf("%d session records, want %d", cl.store.Len(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A client of node A that loses its connection and comes back to node B
 // resumes its session: the same pid (socket.recovered), the events it
 // missed in order, then the live ones; its room is joined again.
@@ -197,7 +222,6 @@ func TestRecoveryAcrossNodes(t *testing.T) {
 	cl.publish(0, "topic:news", 1, 2)
 	s := a.expectNews(clientSession{pid: pid}, 1, 2)
 	a.c.CloseNow()
-	cl.waitRecords(1)
 
 	cl.publish(1, "topic:news", 3, 5) // missed, published on the other node
 	b := cl.nodes[1].dial(cl.nodes[1].header())
@@ -210,7 +234,6 @@ func TestRecoveryAcrossNodes(t *testing.T) {
 
 	// Again, with nothing missed: still recovered, and still in the room.
 	b.c.CloseNow()
-	cl.waitRecords(1)
 	c := cl.nodes[0].dial(cl.nodes[0].header())
 	if got := c.connectRecovering(`"token":"alice"`, s); got != pid {
 		t.Fatalf("second resume: pid %q, want %q", got, pid)
@@ -227,7 +250,9 @@ func TestRecoveryWithoutAnEvent(t *testing.T) {
 	a := cl.nodes[0].dial(cl.nodes[0].header())
 	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
 	a.joinRoom("topic:quiet")
-	waitFor(t, "the join's position saved", func() bool { return recordHas(t, cl.store, pid, `"e":"`) })
+	if !cl.recordHas(pid, `"r":"topic:quiet","b":true,"o":3,"e":"`) {
+		t.Fatalf("the record of the joined room has no position once the join is answered: %s", cl.spy.saved(pid))
+	}
 	a.c.CloseNow()
 	cl.publish(1, "topic:quiet", 4, 5)
 	b := cl.nodes[1].dial(cl.nodes[1].header())
@@ -248,7 +273,7 @@ func TestRecoveryOfARoomTheServerJoined(t *testing.T) {
 	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
 	a.send(`421["enter",{"room":"topic:staff"}]`)
 	a.expect("431[]")
-	if !recordHas(t, cl.store, pid, `"r":"topic:staff","o":2,"e":"`) {
+	if !cl.recordHas(pid, `"r":"topic:staff","o":2,"e":"`) {
 		t.Fatal("the record has no position of the room the server joined, once the join returned")
 	}
 	a.c.CloseNow()
@@ -304,7 +329,6 @@ func TestRecoveryAllOrNothing(t *testing.T) {
 			cl.publish(0, "topic:news", 1, 1)
 			s := a.expectNews(clientSession{pid: pid}, 1)
 			a.c.CloseNow()
-			cl.waitRecords(1)
 			s, token := tc.away(cl, s)
 			b := cl.nodes[1].dial(cl.nodes[1].header())
 			got := b.connectRecovering(token, s)
@@ -324,9 +348,8 @@ func TestRecoveryEndsWithDisconnect(t *testing.T) {
 	cl := newCluster(t, nil)
 	a := cl.nodes[0].dial(cl.nodes[0].header())
 	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	cl.waitRecords(1)
 	a.send("41")
-	cl.waitRecords(0)
+	waitFor(t, "the record deleted", func() bool { return cl.spy.isDeleted(pid) })
 	b := cl.nodes[1].dial(cl.nodes[1].header())
 	if got := b.connectRecovering(`"token":"alice"`, clientSession{pid: pid}); got == pid {
 		t.Fatal("a session left with DISCONNECT was resumed")
@@ -351,7 +374,6 @@ func TestRecoveryAsksTheRoomPolicyAgain(t *testing.T) {
 	cl.publish(0, "topic:news", 1, 1)
 	s := a.expectNews(clientSession{pid: pid}, 1)
 	a.c.CloseNow()
-	cl.waitRecords(1)
 	deny.Store(true)
 	cl.publish(1, "topic:news", 2, 2)
 	b := cl.nodes[1].dial(cl.nodes[1].header())

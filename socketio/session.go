@@ -213,11 +213,15 @@ func (s *session) connect(p *sio.Packet) {
 	var sink bridge.Sink = k
 	if rc := s.srv.opts.Recovery; rc != nil {
 		k.tr = &tracked{socket: k, rc: rc, pid: newPID(), gen: newGen()}
-		cred.Resume, k.tr.resumePID = s.srv.resumeOf(p.Namespace, p.Data)
+		k.tr.resume, k.tr.taken = s.srv.resumeOf(p.Namespace, p.Data)
+		cred.Resume = k.tr.resume
 		sink = k.tr
 	}
 	conn, err := bridge.Connect(ns.hub, cred, ns.codec, sink)
 	if err != nil {
+		if k.tr != nil {
+			s.srv.restore(k.tr.taken) // the client may try again
+		}
 		s.refused(p.Namespace, err)
 		return
 	}
@@ -230,13 +234,13 @@ func (s *session) connect(p *sio.Packet) {
 		}
 		return
 	}
-	if k.tr != nil {
-		k.tr.connected(conn.UserID(), conn.ID())
-	}
+
 	if ev := s.srv.opts.ConnectEvent; ev != "" {
 		payload := p.Data
 		if len(payload) == 0 {
 			payload = json.RawMessage("{}")
+		} else if k.tr != nil {
+			payload = withoutSession(payload)
 		}
 		s.dispatch(k, func() { conn.Handle(protocol.Inbound{Kind: protocol.KindEvent, Event: ev, Data: payload}) })
 	}

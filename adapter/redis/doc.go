@@ -5,8 +5,8 @@
 // presence and the handshake throttle span every node, and Sessions keeps
 // the session records of Socket.IO's connection state recovery
 // (socketio.Recovery) where every node reads them, so that a client of a
-// node that crashed resumes on another (SET PX, GETDEL, PEXPIRE; Redis 6.2
-// or later).
+// node that crashed resumes on another (one Lua script per operation,
+// versioned records fenced against the connections a resume replaced).
 //
 // The smallest use is one Redis address, handed to the hub:
 //

@@ -100,12 +100,13 @@ type Credential struct {
 // Resume is a session to resume: the rooms a connection was in and, for
 // those with history, the position its client last received.
 type Resume struct {
-	// PrevID is the id of the connection that ended: a message its
-	// publisher sent to everyone but that connection is not replayed.
-	PrevID string
-	// UserID is the user the session belonged to: a credential of another
-	// user resumes nothing.
-	UserID string
+	// PrevIDs are the ids of the session's earlier connections, the
+	// latest first: a message its publisher sent to everyone but one of
+	// them is not replayed.
+	PrevIDs []string
+	// UserID and TenantID are the identity the session belonged to: a
+	// credential of another user or tenant resumes nothing.
+	UserID, TenantID string
 	// Rooms are the rooms to join again.
 	Rooms []ResumeRoom
 }
@@ -124,6 +125,12 @@ type ResumeRoom struct {
 	// Since is the position the client last received of a room with
 	// history; nil when it is unknown, which fails the recovery.
 	Since *protocol.Position
+}
+
+// Established describes a connection to its Tracker before its welcome.
+type Established struct {
+	ConnID, UserID, TenantID string
+	Recovered                bool
 }
 
 // Tracker is implemented by a Sink that keeps what it was sent of the
@@ -147,9 +154,11 @@ type Tracker interface {
 	// false); Left that it left one. Automatic rooms are not reported.
 	Joined(room string, byClient bool)
 	Left(room string)
-	// Resumed tells the outcome of a Resume, before the welcome is sent:
-	// whether every missed event of every room with history follows it.
-	Resumed(recovered bool)
+	// Established is called once the connection's rooms are joined and
+	// their start positions told, before the welcome is sent; it may
+	// block briefly. With a Resume, recovered says whether every missed
+	// event of every room with history follows the welcome.
+	Established(e Established)
 	// Lost tells that the hub could not give the client every event of a
 	// room with history after what it sent (a gap history could not
 	// fill): the client should reconnect and recover.
