@@ -57,6 +57,12 @@ var specs = []spec{
 	// stream and carries its position (compare with wsgate).
 	{name: "wsgate-history", server: "wsgate", args: []string{"-history"}, nodes: 1, fanout: true},
 	{name: "wsgate-redis-history", server: "wsgate", args: []string{"-history"}, nodes: 2, redis: true, fanout: true},
+	// Socket.IO with the bench room's history, then with connection state
+	// recovery on top (session records in memory): every event a socket is
+	// sent carries its offset as an extra last argument (compare with
+	// wsgate-socketio and wsgate-history).
+	{name: "wsgate-socketio-history", server: "wsgate-socketio", args: []string{"-history"}, nodes: 1, fanout: true},
+	{name: "wsgate-socketio-recovery", server: "wsgate-socketio", args: []string{"-history", "-recovery"}, nodes: 1, fanout: true},
 	// Not in the default list: what a server saves by returning from the
 	// HTTP handler after the upgrade (see BENCHMARKS.md).
 	{name: "bare-detached", server: "bare-detached", nodes: 1},

@@ -174,7 +174,7 @@ func (pc *pollClient) packet(ctx context.Context, p []byte, now int64) error {
 // sp's of their own.
 func (g *gen) runPolling(sp spec) (*pollResult, error) {
 	cfg := g.cfg
-	cmd, why := cfg.serverCommand(sp, []string{"-contender=" + sp.server})
+	cmd, why := cfg.serverCommand(sp, append([]string{"-contender=" + sp.server}, sp.args...))
 	if why != "" {
 		return nil, errors.New(why)
 	}

@@ -14,7 +14,9 @@ import (
 //	→ 40{"token":"<jwt>"}                         CONNECT to "/" with the auth payload
 //	← 40{"sid":…}                                 connected: setup ends here
 //	← 2   → 3                                     Engine.IO ping, pong
-//	← 42["bench",{"bts":…,"seq":…,"pad":…}]       a broadcast
+//	← 42["bench",{"bts":…,"seq":…,"pad":…}]       a broadcast; with connection state
+//	                                              recovery a last argument follows, the
+//	                                              offset: …},"g1a.0-5-abcd"]
 //	→ 42N["echo",{"ets":…}]   ← 43N[{"ets":…}]    a request and its ack
 //
 // A CONNECT_ERROR (44), a DISCONNECT of "/" (41) or an Engine.IO close (1)

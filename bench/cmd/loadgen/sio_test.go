@@ -47,9 +47,9 @@ func nodeServer(t *testing.T, env ...string) *server {
 	return srv
 }
 
-// goServer starts a contender of bench/cmd/server, built for the test,
-// with env added, and stops it by its PID at cleanup.
-func goServer(contender string) func(*testing.T, ...string) *server {
+// goServer starts a contender of bench/cmd/server with args, built for
+// the test, with env added, and stops it by its PID at cleanup.
+func goServer(contender string, args ...string) func(*testing.T, ...string) *server {
 	return func(t *testing.T, env ...string) *server {
 		t.Helper()
 		bin := filepath.Join(t.TempDir(), "server")
@@ -58,7 +58,7 @@ func goServer(contender string) func(*testing.T, ...string) *server {
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../server").CombinedOutput(); err != nil {
 			t.Fatalf("go build ../server: %v\n%s", err, out)
 		}
-		cmd := exec.Command(bin, "-contender="+contender)
+		cmd := exec.Command(bin, append([]string{"-contender=" + contender}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		srv, err := startCommand(cmd, filepath.Join(t.TempDir(), "server.log"))
 		if err != nil {
@@ -76,6 +76,30 @@ var sioTargets = []struct {
 }{
 	{"socketio-node", nodeServer},
 	{"wsgate-socketio", goServer("wsgate-socketio")},
+	{"wsgate-socketio-recovery", goServer("wsgate-socketio", "-history", "-recovery")},
+}
+
+// With connection state recovery every event ends with the offset, an
+// extra string argument: the broadcast before it is counted all the same.
+func TestSocketIOEventWithOffsetCounts(t *testing.T) {
+	for name, packet := range map[string]string{
+		"one_argument":        `42["bench",{"bts":1000,"seq":7,"pad":"xx"}]`,
+		"offset_after_it":     `42["bench",{"bts":1000,"seq":7,"pad":"xx"},"g1a.0-5-abcd"]`,
+		"offset_of_two_rooms": `42["bench",{"bts":1000,"seq":7,"pad":"xx"},"gz.0-5-abcd.1-q-ep_2"]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &sink{}
+			ph := newPhase(7, 1, 1)
+			s.phase.Store(ph)
+			c := &client{sink: s}
+			if !c.onSIO([]byte(packet), 3000) {
+				t.Fatalf("the event ended the connection: %s", c.why)
+			}
+			if n, stray := ph.n.Load(), s.stray.Load(); n != 1 || stray != 0 {
+				t.Fatalf("%d deliveries recorded, %d stray; want 1, 0", n, stray)
+			}
+		})
+	}
 }
 
 func sioClient(t *testing.T, srv *server, s *sink, p *poller, user string) *client {

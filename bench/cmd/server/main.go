@@ -56,17 +56,21 @@ func main() {
 	name := flag.String("contender", "wsgate", "bare | bare-detached | naive | wsgate | wsgate-socketio | centrifuge | melody")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback only)")
 	redisAddr := flag.String("redis", "", "wsgate only: Redis address for the adapter/redis broker (needs -tags redis)")
-	history := flag.Bool("history", false, "wsgate only: the bench room (and user rooms) keep history")
+	history := flag.Bool("history", false, "wsgate and wsgate-socketio only: the bench room (and user rooms) keep history")
+	recovery := flag.Bool("recovery", false, "wsgate-socketio only: Socket.IO connection state recovery, session records in memory")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
 		log.Fatalf("server: -listen must be a loopback address, got %q", *listen)
 	}
-	if *history && *name != "wsgate" {
-		log.Fatal("server: -history is only for the wsgate contender")
+	if *history && *name != "wsgate" && *name != "wsgate-socketio" {
+		log.Fatal("server: -history is only for the wsgate and wsgate-socketio contenders")
 	}
-	c, err := newContender(*name, *redisAddr, *history)
+	if *recovery && *name != "wsgate-socketio" {
+		log.Fatal("server: -recovery is only for the wsgate-socketio contender")
+	}
+	c, err := newContender(*name, *redisAddr, *history, *recovery)
 	if err != nil {
 		log.Fatalf("server: %v", err)
 	}
@@ -92,7 +96,7 @@ func main() {
 	log.Fatal(srv.Serve(ln))
 }
 
-func newContender(name, redisAddr string, history bool) (contender, error) {
+func newContender(name, redisAddr string, history, recovery bool) (contender, error) {
 	if redisAddr != "" && name != "wsgate" {
 		return nil, fmt.Errorf("-redis is only for the wsgate contender")
 	}
@@ -106,7 +110,7 @@ func newContender(name, redisAddr string, history bool) (contender, error) {
 	case "wsgate":
 		return newWsgate(redisAddr, history)
 	case "wsgate-socketio":
-		return newWsgateSocketIO()
+		return newWsgateSocketIO(history, recovery)
 	case "centrifuge":
 		return newCentrifuge()
 	case "melody":

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/socketio"
 )
@@ -18,6 +19,12 @@ import (
 // socketio package, mounted where socket.io-client looks: /socket.io/.
 // Broadcasts are hub.Broadcast, as for native clients; the event is named
 // "bench", as the socketio-node contender's.
+//
+// With -history the bench room keeps history, as the wsgate contender's
+// does; with -recovery Socket.IO's connection state recovery is on, its
+// session records in memory: every CONNECT saves a record, and every event
+// a socket is sent becomes a copy of its own with the socket's offset as
+// its last argument.
 type wsgateSocketIO struct {
 	h   *hub.Hub
 	srv *socketio.Server
@@ -28,14 +35,20 @@ type wsgateSocketIO struct {
 // flight and sessions still closing from a previous phase.
 const sioMaxSessions = 20_000
 
-func newWsgateSocketIO() (*wsgateSocketIO, error) {
-	w, err := newWsgate("", false)
+func newWsgateSocketIO(history, recovery bool) (*wsgateSocketIO, error) {
+	w, err := newWsgate("", history)
 	if err != nil {
 		return nil, err
 	}
 	opts := socketio.Options{
 		Namespaces:  map[string]*hub.Hub{"/": w.h},
 		MaxSessions: sioMaxSessions,
+	}
+	if recovery {
+		// Socket.IO's defaults (2 minutes to resume); the store's bound of
+		// 100,000 records holds every connection of a run and the
+		// tombstones of those that ended.
+		opts.Recovery = &socketio.Recovery{Store: memory.NewSessions(memory.SessionsOptions{})}
 	}
 	// The load generator's tests shorten the heartbeat, as they do for
 	// socketio-node, to see pings answered without waiting 25 s.
