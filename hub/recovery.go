@@ -114,6 +114,7 @@ func (c *conn) holdRoom(ctx context.Context, name string) (*holdback, error) {
 		}
 		busy := cur.hold.done
 		c.histMu.Unlock()
+		recoveryStep("hold-wait")
 		select {
 		case <-busy:
 		case <-ctx.Done():
@@ -187,8 +188,11 @@ func (c *conn) fill(ctx context.Context, name string, pos protocol.Position) pro
 	if pos.Epoch != top.Epoch {
 		pos = protocol.Position{Epoch: top.Epoch}
 	}
-	if got := c.replay(ctx, rd.entries, pos); len(rd.entries) > 0 && got != protocol.Position(top) {
-		return got // cut short: the rest is a gap, found again at release
+	if got := c.replay(ctx, rd.entries, pos); len(rd.entries) > 0 && got != top {
+		// Cut short (the queue stayed full, the connection closed): the
+		// rest is a gap the client must recover.
+		c.h.recoverSignal(c, name, got)
+		return got
 	}
 	c.h.log.Info("gap_repaired", c.meta.attrs(slog.String("room", name), slog.Int("missed", len(rd.entries)))...)
 	return top

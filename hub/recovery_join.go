@@ -28,17 +28,8 @@ type joinAck struct {
 // follow the ack, all of them or none (recovered false), then the live
 // ones. The room's live messages for c are held back meanwhile.
 func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) error {
-	if in.Since == nil && slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
-		// In the room already: its events flow, and what is in flight
-		// must not be skipped. The answer is where c stands.
-		if in.HasID {
-			var ack joinAck
-			if pos := c.cursorPos(r.room); pos.Epoch != "" {
-				ack.Offset, ack.Epoch = &pos.Offset, pos.Epoch
-			}
-			data, _ := json.Marshal(ack)
-			c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})
-		}
+	if in.Since == nil && c.inRoom(r.room) {
+		c.ackStanding(in, c.cursorPos(r.room))
 		return nil
 	}
 	hb, err := c.holdRoom(ctx, r.room)
@@ -46,6 +37,13 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		return err
 	}
 	recoveryStep("held")
+	if in.Since == nil {
+		// Another join of the room may have won the race meanwhile.
+		if pos, in2 := c.standing(ctx, r.room, hb); in2 {
+			c.ackStanding(in, pos)
+			return nil
+		}
+	}
 	if err := c.h.join(c, r.room); err != nil {
 		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
 		if !slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
@@ -107,6 +105,34 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 	return nil
 }
 
+// inRoom reports whether c is in a room.
+func (c *conn) inRoom(name string) bool { return slices.Contains(c.h.index.RoomsOf(c, nil), name) }
+
+// standing lets a room's held messages through from where c stands when c
+// is in the room already (a join that lost a race with another, or a join
+// of a room c is in): its events flow, and none in flight may be skipped.
+func (c *conn) standing(ctx context.Context, name string, hb *holdback) (protocol.Position, bool) {
+	if !c.inRoom(name) {
+		return protocol.Position{}, false
+	}
+	pos := c.cursorPos(name)
+	c.releaseHeld(ctx, name, hb, pos)
+	return pos, true
+}
+
+// ackStanding answers a join of a room c is in with where c stands.
+func (c *conn) ackStanding(in protocol.Inbound, pos protocol.Position) {
+	if !in.HasID {
+		return
+	}
+	var ack joinAck
+	if pos.Epoch != "" {
+		ack.Offset, ack.Epoch = &pos.Offset, pos.Epoch
+	}
+	data, _ := json.Marshal(ack)
+	c.send(&protocol.Message{Kind: protocol.MsgAck, ID: in.ID, Data: data})
+}
+
 // joinTracked joins c, whose transport keeps positions, to a room with
 // history the server chose, as a client's join does: the room's live
 // messages are held back until its top is read, and the transport learns
@@ -119,6 +145,10 @@ func (c *conn) joinTracked(r route) error {
 	hb, err := c.holdRoom(ctx, r.room)
 	if err != nil {
 		return err
+	}
+	recoveryStep("tracked-held")
+	if _, in := c.standing(ctx, r.room, hb); in {
+		return nil // another join of the room won the race
 	}
 	if err := c.h.join(c, r.room); err != nil {
 		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))

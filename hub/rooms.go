@@ -46,7 +46,7 @@ func (h *Hub) join(c *conn, name string) error {
 // joinBy is join for a room the server joins c to (Context.Join, JoinConn,
 // JoinUser).
 func (h *Hub) joinBy(c *conn, name string) error {
-	if c.tracker != nil && !c.isAuto(name) && !slices.Contains(h.index.RoomsOf(c, nil), name) {
+	if c.tracker != nil && !c.isAuto(name) && !c.inRoom(name) {
 		if r := h.routeOf(name); r.keeps() {
 			return c.joinTracked(r)
 		}

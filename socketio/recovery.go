@@ -92,7 +92,8 @@ type record struct {
 	Tenant string   `json:"t,omitempty"`
 	Nsp    string   `json:"n"`
 	Conns  []string `json:"c"` // the session's connections, the latest first: the events they were left out of stay out
-	Gen    uint64   `json:"g"` // the connection's offset generation (see offsetLocked)
+	Gen    uint64   `json:"g"` // the connection's offset generation (see appendOffsetLocked)
+	Rev    uint64   `json:"r"` // the membership revision the slots stand at
 	Slots  []slot   `json:"s"`
 }
 
@@ -111,11 +112,14 @@ type slot struct {
 	Auto     bool   `json:"a,omitempty"` // an automatic room (it was told a position, never joined)
 	Offset   uint64 `json:"o,omitempty"`
 	Epoch    string `json:"e,omitempty"`
+	Rev      uint64 `json:"v,omitempty"` // the membership revision at which the slot got its room
 
 	sent protocol.Position
 }
 
-const recordVersion = 1
+// recordVersion is the record's format; a record of another is not
+// resumed.
+const recordVersion = 2
 
 // tracked is the socket of a namespace with recovery: it keeps the
 // session's rooms and positions and puts them in every event it sends
@@ -134,6 +138,7 @@ type tracked struct {
 	tnt   string   //
 	conns []string // the record's Conns
 	gen   uint64
+	rev   uint64 // the membership revision: one more at every slot given a room, and at every leave
 	slots []slot
 	live  bool // Established: the record is saved at every change
 	gone  bool // the record was deleted, or taken by a newer connection: nothing is saved any more
@@ -200,7 +205,7 @@ func (t *tracked) send(b *wire.Batch, class wire.Class, room string, pos protoco
 		if room != "" {
 			at = t.slotLocked(room, true)
 		}
-		frames = withOffset(frames, t.offsetLocked(at, pos))
+		frames = t.withOffsetLocked(frames, at, pos)
 	}
 	r := k.queueLocked(b, class, frames)
 	if r == wire.Queued && at != nil {
@@ -218,18 +223,19 @@ func isEvent(f wire.Frame) bool {
 		(p[1] == '0'+byte(sio.Event) || p[1] == '0'+byte(sio.BinaryEvent)) && p[len(p)-1] == ']'
 }
 
-// withOffset returns a copy of an event's unit whose packet has offset as
-// its last argument; the frames given are shared with other recipients.
-func withOffset(frames []wire.Frame, offset string) []wire.Frame {
+// withOffsetLocked returns a copy of an event's unit whose packet has the
+// offset (appendOffsetLocked) as its last argument, written in one allocation;
+// the frames given are shared with other recipients.
+func (t *tracked) withOffsetLocked(frames []wire.Frame, at *slot, pos protocol.Position) []wire.Frame {
 	out := make([]wire.Frame, len(frames))
 	copy(out, frames)
 	p := frames[0].Payload
-	text := make([]byte, 0, len(p)+len(offset)+3)
+	text := make([]byte, 0, len(p)+32+len(t.slots)*(24+adapter.MaxEpochLen/2))
 	text = append(text, p[:len(p)-1]...)
 	if p[len(p)-2] != '[' {
 		text = append(text, ',')
 	}
-	text = append(append(append(text, '"'), offset...), '"', ']')
+	text = append(t.appendOffsetLocked(append(text, '"'), at, pos), '"', ']')
 	out[0].Payload = text
 	return out
 }
@@ -273,30 +279,33 @@ func (t *tracked) slotLocked(room string, create bool) *slot {
 	if !create {
 		return nil
 	}
+	t.rev++
 	for i := range t.slots {
 		if t.slots[i].Room == "" {
-			t.slots[i] = slot{Room: room, Auto: true}
+			t.slots[i] = slot{Room: room, Auto: true, Rev: t.rev}
 			return &t.slots[i]
 		}
 	}
-	t.slots = append(t.slots, slot{Room: room, Auto: true})
+	t.slots = append(t.slots, slot{Room: room, Auto: true, Rev: t.rev})
 	return &t.slots[len(t.slots)-1]
 }
 
 // An offset is the positions a client has of its session's rooms with
 // history, as it will stand once it received the event that carries it:
 //
-//	g<gen>(.<slot>-<offset>-<epoch>)*
+//	g<gen>-<rev>(.<slot>-<offset>-<epoch>)*
 //
 // numbers in base 36, slots by their index in the session's record. gen
 // is drawn at random for every connection, so an offset of a previous
 // connection (the client keeps the last one across connections) is told
-// apart and the record's start positions used. A slot whose epoch is not
+// apart and the record's start positions used. rev is the membership
+// revision: an offset newer than the record means the record missed a
+// join or a leave (its save failed), and the session cannot be resumed;
+// an older one does not vouch for a slot that got its room since. A slot whose epoch is not
 // made of letters, digits and '_' is left out.
-func (t *tracked) offsetLocked(at *slot, pos protocol.Position) string {
-	var b strings.Builder
-	b.WriteByte('g')
-	b.WriteString(strconv.FormatUint(t.gen, 36))
+func (t *tracked) appendOffsetLocked(b []byte, at *slot, pos protocol.Position) []byte {
+	b = strconv.AppendUint(append(b, 'g'), t.gen, 36)
+	b = strconv.AppendUint(append(b, '-'), t.rev, 36)
 	for i := range t.slots {
 		s := &t.slots[i]
 		p := s.sent
@@ -306,15 +315,13 @@ func (t *tracked) offsetLocked(at *slot, pos protocol.Position) string {
 		if s.Room == "" || p.Epoch == "" || !plainEpoch(p.Epoch) {
 			continue
 		}
-		b.WriteByte('.')
-		b.WriteString(strconv.FormatInt(int64(i), 36))
-		b.WriteByte('-')
-		b.WriteString(strconv.FormatUint(p.Offset, 36))
-		b.WriteByte('-')
-		b.WriteString(p.Epoch)
+		b = strconv.AppendUint(append(b, '.'), uint64(i), 36)
+		b = strconv.AppendUint(append(b, '-'), p.Offset, 36)
+		b = append(append(b, '-'), p.Epoch...)
 	}
-	return b.String()
+	return b
 }
+
 
 func plainEpoch(e string) bool {
 	if len(e) > adapter.MaxEpochLen {
@@ -332,36 +339,45 @@ func plainEpoch(e string) bool {
 // maxOffset bounds the offset a client may send.
 const maxOffset = 64 << 10
 
-// parseOffset reads an offset of generation gen: the position of each
-// slot it names. An offset of another generation (a previous connection's)
-// names none; ok is false for anything else (a string an application sent
-// as an event's last argument), which no resume can trust.
-func parseOffset(s string, gen uint64, nslots int) (map[int]protocol.Position, bool) {
+// offset is a client's offset, read.
+type offset struct {
+	other bool // of another generation: a previous connection's
+	rev   uint64
+	pos   map[int]protocol.Position // by slot
+}
+
+// parseOffset reads an offset against a record of generation gen with
+// nslots slots. ok is false for anything that is not an offset (a string
+// an application sent as an event's last argument), which no resume can
+// trust.
+func parseOffset(s string, gen uint64, nslots int) (offset, bool) {
 	if len(s) > maxOffset || !strings.HasPrefix(s, "g") {
-		return nil, false
+		return offset{}, false
 	}
 	parts := strings.Split(s[1:], ".")
-	g, err := strconv.ParseUint(parts[0], 36, 64)
-	if err != nil {
-		return nil, false
+	gs, rs, found := strings.Cut(parts[0], "-")
+	g, err1 := strconv.ParseUint(gs, 36, 64)
+	rev, err2 := strconv.ParseUint(rs, 36, 64)
+	if !found || err1 != nil || err2 != nil {
+		return offset{}, false
 	}
 	if g != gen {
-		return nil, true
+		return offset{other: true}, true
 	}
 	out := make(map[int]protocol.Position, len(parts)-1)
 	for _, p := range parts[1:] {
 		fields := strings.SplitN(p, "-", 3)
 		if len(fields) != 3 {
-			return nil, false
+			return offset{}, false
 		}
 		i, err1 := strconv.ParseUint(fields[0], 36, 31)
 		off, err2 := strconv.ParseUint(fields[1], 36, 64)
 		if err1 != nil || err2 != nil || int(i) >= nslots || !plainEpoch(fields[2]) || fields[2] == "" {
-			return nil, false
+			return offset{}, false
 		}
 		out[int(i)] = protocol.Position{Offset: off, Epoch: fields[2]}
 	}
-	return out, true
+	return offset{rev: rev, pos: out}, true
 }
 
 // Told implements bridge.Tracker: where the client starts in a room.
@@ -400,6 +416,7 @@ func (t *tracked) Left(room string) {
 		return
 	}
 	*s = slot{}
+	t.rev++
 	live := t.live
 	k.mu.Unlock()
 	if live {
@@ -420,6 +437,10 @@ func (t *tracked) Established(e bridge.Established) {
 		return
 	}
 	t.user, t.tnt, t.conns = e.UserID, e.TenantID, []string{e.ConnID}
+	if r := t.resume; r != nil && (r.UserID != e.UserID || r.TenantID != e.TenantID) {
+		// Someone else's session: it stays its owner's.
+		go t.sess.srv.restore(t.taken)
+	}
 	if e.Recovered && t.resume != nil {
 		t.pid, t.ver = t.taken.pid, t.taken.ver+1
 		t.conns = append(t.conns, t.resume.PrevIDs[:min(len(t.resume.PrevIDs), maxConns-1)]...)
@@ -450,7 +471,7 @@ func (t *tracked) snapshot() (b []byte, pid string, ver uint64, ok bool) {
 	if t.gone {
 		return nil, "", 0, false
 	}
-	rec := record{V: recordVersion, User: t.user, Tenant: t.tnt, Nsp: t.nsp.name, Conns: t.conns, Gen: t.gen, Slots: t.slots}
+	rec := record{V: recordVersion, User: t.user, Tenant: t.tnt, Nsp: t.nsp.name, Conns: t.conns, Gen: t.gen, Rev: t.rev, Slots: t.slots}
 	b, err := json.Marshal(rec)
 	return b, t.pid, t.ver, err == nil
 }
@@ -567,13 +588,23 @@ func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, t
 	if json.Unmarshal(b, &rec) != nil || rec.V != recordVersion || rec.Nsp != nsp {
 		return nil, tk
 	}
-	offsets, ok := parseOffset(a.Offset, rec.Gen, len(rec.Slots))
-	if a.Offset != "" && !ok {
+	off, ok := parseOffset(a.Offset, rec.Gen, len(rec.Slots))
+	switch {
+	case a.Offset != "" && !ok:
 		// Not an offset of ours: the client's last event came from the
 		// application, and what it has of the rooms is unknown.
 		srv.log.Info("socketio_offset_unknown", slog.String("namespace", nsp))
-		offsets = nil
 		rec.Slots = unknownPositions(rec.Slots)
+	case !off.other && off.rev > rec.Rev:
+		// The client saw a membership the record missed (a save failed).
+		srv.log.Warn("socketio_record_behind", slog.String("namespace", nsp))
+		rec.Slots = unknownPositions(rec.Slots)
+	}
+	offsets := make(map[int]protocol.Position, len(off.pos))
+	for i, p := range off.pos {
+		if rec.Slots[i].Rev <= off.rev {
+			offsets[i] = p // the slot had its room when the offset was made
+		}
 	}
 	r := &bridge.Resume{PrevIDs: rec.Conns, UserID: rec.User, TenantID: rec.Tenant}
 	for i, s := range rec.Slots {
@@ -596,7 +627,9 @@ func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, t
 // joined); the start when the offset names no position of the room. A
 // room whose start is unknown cannot be resumed.
 func since(start protocol.Position, offsets map[int]protocol.Position, slot int) (protocol.Position, bool) {
-	if start.Epoch == "" {
+	if start.Epoch == "" || !plainEpoch(start.Epoch) {
+		// Unknown, or an epoch the offsets cannot carry: what the client
+		// received of the room is unknown.
 		return protocol.Position{}, false
 	}
 	pos, ok := offsets[slot]
@@ -702,12 +735,13 @@ func (r *recoverables) refresh() {
 		// The sockets' locks are taken after the set's is let go: add and
 		// remove are called holding a socket's lock.
 		ids := make([]string, 0, len(live))
+		var redo []*tracked
 		for _, k := range live {
 			k.socket.mu.Lock()
 			pid, dirty := k.pid, k.dirty
 			k.socket.mu.Unlock()
 			if dirty {
-				k.save(k.liveTTL()) // its last save failed
+				redo = append(redo, k) // its last save failed
 				continue
 			}
 			ids = append(ids, pid)
@@ -719,5 +753,22 @@ func (r *recoverables) refresh() {
 			cancel()
 			ids = ids[n:]
 		}
+		resave(redo)
 	}
+}
+
+// resave saves the records whose last save failed again, a few at a time,
+// so that a store that fails does not hold the refresh for long.
+func resave(redo []*tracked) {
+	const inFlight = 8
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, inFlight)
+	for _, k := range redo {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			k.save(k.liveTTL())
+		})
+	}
+	wg.Wait()
 }

@@ -131,3 +131,50 @@ func TestRecoveryKeepsExclusionsAcrossResumes(t *testing.T) {
 	}
 	c.expectNews(s, 3)
 }
+
+// A join and a leave the record missed (the store was down when they were
+// saved) are told by the offsets' membership revision: the room that took
+// the slot of the room left is not silently dropped, and the resume does
+// not recover.
+func TestRecoveryWithARecordThatMissedAJoin(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.nodes[0].dial(cl.nodes[0].header())
+	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
+	a.joinRoom("topic:b")
+	cl.spy.down.Store(true)
+	a.send(`421["leave","topic:b"]`)
+	a.expect("431[*")
+	a.joinRoom("topic:r") // takes topic:b's slot; the record still has topic:b
+	cl.publish(0, "topic:r", 1, 1)
+	s := a.expectNews(clientSession{pid: pid}, 1)
+	a.c.CloseNow() // the store is still down for writes: the record stays as it was
+	cl.publish(1, "topic:r", 2, 2)
+	b := cl.nodes[1].dial(cl.nodes[1].header())
+	if got := b.connectRecovering(`"token":"alice"`, s); got == pid {
+		t.Fatal("recovered from a record that missed a join and a leave")
+	}
+}
+
+// A leave the record missed: without the revision, the resume would join
+// the room left again and replay what the client had of it.
+func TestRecoveryWithARecordThatMissedALeave(t *testing.T) {
+	cl := newCluster(t, nil)
+	a := cl.nodes[0].dial(cl.nodes[0].header())
+	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
+	a.joinRoom("topic:r")
+	cl.publish(0, "topic:r", 1, 2)
+	a.expectNews(clientSession{pid: pid}, 1, 2)
+	cl.spy.down.Store(true)
+	a.send(`421["leave","topic:r"]`)
+	a.expect("431[*")
+	cl.publish(0, "topic:r", 3, 3) // not for the client any more
+	if err := cl.nodes[0].main.ToUser(t.Context(), "alice", "news", map[string]int{"n": 100}); err != nil {
+		t.Fatal(err)
+	}
+	s := a.expectNews(clientSession{pid: pid}, 100) // its offset is after the leave
+	a.c.CloseNow()
+	b := cl.nodes[1].dial(cl.nodes[1].header())
+	if got := b.connectRecovering(`"token":"alice"`, s); got == pid {
+		t.Fatal("recovered from a record that missed a leave")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -56,9 +57,15 @@ type spyStore struct {
 	mu      sync.Mutex
 	last    map[string][]byte
 	deleted map[string]bool
+	down    atomic.Bool // Save and Delete fail, as a store that cannot be reached
 }
 
+var errStoreDown = errors.New("the store is down")
+
 func (s *spyStore) Save(ctx context.Context, id string, v uint64, record []byte, ttl time.Duration) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
 	err := s.SessionStore.Save(ctx, id, v, record, ttl)
 	if err == nil {
 		s.mu.Lock()
@@ -69,6 +76,9 @@ func (s *spyStore) Save(ctx context.Context, id string, v uint64, record []byte,
 }
 
 func (s *spyStore) Delete(ctx context.Context, id string, v uint64, ttl time.Duration) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
 	err := s.SessionStore.Delete(ctx, id, v, ttl)
 	if err == nil {
 		s.mu.Lock()
@@ -412,20 +422,23 @@ func TestParseOffset(t *testing.T) {
 		gen  uint64
 		n    int
 		ok   bool
-		want string
+		want string // the offset read, as fmt prints it
 	}{
-		{"g1", 1, 0, true, "map[]"},
-		{"g1.0-a-ab12", 1, 1, true, "map[0:{10 ab12}]"},
-		{"g1.0-a-ab12.2-1-x_", 1, 3, true, "map[0:{10 ab12} 2:{1 x_}]"},
-		{"g2.0-a-ab12", 1, 1, true, "map[]"},
-		{"g1.1-a-ab12", 1, 1, false, ""},
-		{"g1.0-a-", 1, 1, false, ""},
-		{"g1.0-a-a.b", 1, 1, false, ""},
-		{"g1.0-a", 1, 1, false, ""},
-		{"g1.0-zzzzzzzzzzzzzzzz-a", 1, 1, false, ""},
+		{"g1-0", 1, 0, true, "{false 0 map[]}"},
+		{"g1-5.0-a-ab12", 1, 1, true, "{false 5 map[0:{10 ab12}]}"},
+		{"g1-z.0-a-ab12.2-1-x_", 1, 3, true, "{false 35 map[0:{10 ab12} 2:{1 x_}]}"},
+		{"g2-1.0-a-ab12", 1, 1, true, "{true 0 map[]}"},
+		{"g1", 1, 0, false, ""},
+		{"g-1", 1, 0, false, ""},
+		{"g1-", 1, 0, false, ""},
+		{"g1-1.1-a-ab12", 1, 1, false, ""},
+		{"g1-1.0-a-", 1, 1, false, ""},
+		{"g1-1.0-a-a.b", 1, 1, false, ""},
+		{"g1-1.0-a", 1, 1, false, ""},
+		{"g1-1.0-zzzzzzzzzzzzzzzz-a", 1, 1, false, ""},
 		{"hello", 1, 1, false, ""},
 		{"", 1, 1, false, ""},
-		{"g" + strings.Repeat("1", maxOffset), 1, 1, false, ""},
+		{"g1-" + strings.Repeat("1", maxOffset), 1, 1, false, ""},
 	}
 	for _, tc := range cases {
 		got, ok := parseOffset(tc.in, tc.gen, tc.n)
@@ -436,14 +449,17 @@ func TestParseOffset(t *testing.T) {
 }
 
 func FuzzParseOffset(f *testing.F) {
-	f.Add("g1.0-a-ab12.2-1-x_", uint64(1), 3)
+	f.Add("g1-2.0-a-ab12.2-1-x_", uint64(1), 3)
 	f.Add("hello", uint64(0), 0)
 	f.Fuzz(func(t *testing.T, s string, gen uint64, n int) {
 		got, ok := parseOffset(s, gen, n)
 		if !ok {
 			return
 		}
-		for i, p := range got {
+		if got.other && len(got.pos) > 0 {
+			t.Fatalf("parseOffset(%q): positions of another generation", s)
+		}
+		for i, p := range got.pos {
 			if i < 0 || i >= n || p.Epoch == "" || !plainEpoch(p.Epoch) {
 				t.Fatalf("parseOffset(%q) gave slot %d %v", s, i, p)
 			}
