@@ -322,7 +322,6 @@ func (t *tracked) appendOffsetLocked(b []byte, at *slot, pos protocol.Position) 
 	return b
 }
 
-
 func plainEpoch(e string) bool {
 	if len(e) > adapter.MaxEpochLen {
 		return false
