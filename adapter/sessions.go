@@ -3,6 +3,8 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -58,3 +60,49 @@ var (
 	// version lower than the one id holds.
 	ErrStaleSession = errors.New("adapter: session record of a newer connection")
 )
+
+// CheckSession checks the arguments of a SessionStore's Save against the
+// contract's bounds: CheckSessionID, CheckSessionVersion, a record of at
+// most MaxSessionRecord bytes, and CheckSessionTTL. Implementations call
+// it, and the others for the other methods, before they change anything.
+func CheckSession(id string, v uint64, record []byte, ttl time.Duration) error {
+	if err := CheckSessionID(id); err != nil {
+		return err
+	}
+	if err := CheckSessionVersion(v); err != nil {
+		return err
+	}
+	if len(record) > MaxSessionRecord {
+		return fmt.Errorf("adapter: session record of %d bytes, over %d: %w", len(record), MaxSessionRecord, ErrInvalidOptions)
+	}
+	return CheckSessionTTL(ttl)
+}
+
+// CheckSessionID refuses an empty id or one over MaxSessionID bytes. The
+// error does not quote the id: it is the client's secret.
+func CheckSessionID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("adapter: empty session id: %w", ErrInvalidOptions)
+	case len(id) > MaxSessionID:
+		return fmt.Errorf("adapter: session id of %d bytes, over %d: %w", len(id), MaxSessionID, ErrInvalidOptions)
+	}
+	return nil
+}
+
+// CheckSessionVersion refuses math.MaxUint64, the one version without a
+// successor for the tombstone that follows it (Take's or Delete's).
+func CheckSessionVersion(v uint64) error {
+	if v == math.MaxUint64 {
+		return fmt.Errorf("adapter: session version %d has no successor: %w", v, ErrInvalidOptions)
+	}
+	return nil
+}
+
+// CheckSessionTTL refuses a TTL that is not positive.
+func CheckSessionTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("adapter: session TTL %v is not positive: %w", ttl, ErrInvalidOptions)
+	}
+	return nil
+}

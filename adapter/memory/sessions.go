@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -105,7 +104,7 @@ func NewSessions(opts SessionsOptions) *Sessions {
 // Save implements adapter.SessionStore. It keeps a copy of record, and
 // fails with ErrTooManySessions when id is new and the store is full.
 func (s *Sessions) Save(ctx context.Context, id string, v uint64, record []byte, ttl time.Duration) error {
-	if err := checkSession(id, v, record, ttl); err != nil {
+	if err := adapter.CheckSession(id, v, record, ttl); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -123,10 +122,10 @@ func (s *Sessions) Save(ctx context.Context, id string, v uint64, record []byte,
 
 // Take implements adapter.SessionStore.
 func (s *Sessions) Take(ctx context.Context, id string, ttl time.Duration) ([]byte, uint64, error) {
-	if err := checkID(id); err != nil {
+	if err := adapter.CheckSessionID(id); err != nil {
 		return nil, 0, err
 	}
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -151,11 +150,11 @@ func (s *Sessions) Take(ctx context.Context, id string, ttl time.Duration) ([]by
 // Touch implements adapter.SessionStore. It checks every id before it
 // changes anything.
 func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) error {
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return err
 	}
 	for _, id := range ids {
-		if err := checkID(id); err != nil {
+		if err := adapter.CheckSessionID(id); err != nil {
 			return err
 		}
 	}
@@ -183,13 +182,13 @@ func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) e
 // ErrTooManySessions when id is new and the store is full: it would
 // otherwise leave no tombstone to fence a late writer with.
 func (s *Sessions) Delete(ctx context.Context, id string, v uint64, ttl time.Duration) error {
-	if err := checkID(id); err != nil {
+	if err := adapter.CheckSessionID(id); err != nil {
 		return err
 	}
-	if err := checkVersion(v); err != nil {
+	if err := adapter.CheckSessionVersion(v); err != nil {
 		return err
 	}
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -386,49 +385,4 @@ func (h expiryHeap) shrink() expiryHeap {
 		return h
 	}
 	return append(expiryHeap(nil), h...)
-}
-
-// checkSession checks the arguments of Save against the bounds of
-// adapter.SessionStore.
-func checkSession(id string, v uint64, record []byte, ttl time.Duration) error {
-	if err := checkID(id); err != nil {
-		return err
-	}
-	if err := checkVersion(v); err != nil {
-		return err
-	}
-	if len(record) > adapter.MaxSessionRecord {
-		return fmt.Errorf("memory: session record of %d bytes, over %d: %w",
-			len(record), adapter.MaxSessionRecord, adapter.ErrInvalidOptions)
-	}
-	return checkTTL(ttl)
-}
-
-// checkID refuses an empty or overlong id. The error does not quote the
-// id: it is the client's secret.
-func checkID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("memory: empty session id: %w", adapter.ErrInvalidOptions)
-	case len(id) > adapter.MaxSessionID:
-		return fmt.Errorf("memory: session id of %d bytes, over %d: %w",
-			len(id), adapter.MaxSessionID, adapter.ErrInvalidOptions)
-	}
-	return nil
-}
-
-// checkVersion refuses math.MaxUint64, the one version that has no
-// successor for the tombstone that follows it (Take's or Delete's).
-func checkVersion(v uint64) error {
-	if v == math.MaxUint64 {
-		return fmt.Errorf("memory: session version %d has no successor: %w", v, adapter.ErrInvalidOptions)
-	}
-	return nil
-}
-
-func checkTTL(ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("memory: session TTL %v is not positive: %w", ttl, adapter.ErrInvalidOptions)
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -130,7 +129,7 @@ return 1
 // not be reached within Timeout; the record may then have been written or
 // not.
 func (s *Sessions) Save(ctx context.Context, id string, v uint64, record []byte, ttl time.Duration) error {
-	if err := checkSession(id, v, record, ttl); err != nil {
+	if err := adapter.CheckSession(id, v, record, ttl); err != nil {
 		return err
 	}
 	// The value is a copy: a command that outlives a timed-out Do must
@@ -143,10 +142,10 @@ func (s *Sessions) Save(ctx context.Context, id string, v uint64, record []byte,
 // Take implements adapter.SessionStore with a script that GETs the
 // record, SETs the tombstone PX and returns the record.
 func (s *Sessions) Take(ctx context.Context, id string, ttl time.Duration) ([]byte, uint64, error) {
-	if err := checkID(id); err != nil {
+	if err := adapter.CheckSessionID(id); err != nil {
 		return nil, 0, err
 	}
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return nil, 0, err
 	}
 	res, err := s.run(ctx, "take", takeSessionScript, call{key: s.key(id), args: []string{millis(ttl)}})
@@ -184,11 +183,11 @@ func (s *Sessions) Take(ctx context.Context, id string, ttl time.Duration) ([]by
 // scripts at most 256 per round trip, each round trip bounded by Timeout.
 // An error leaves the TTLs of the ids of later round trips unchanged.
 func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) error {
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return err
 	}
 	for _, id := range ids {
-		if err := checkID(id); err != nil {
+		if err := adapter.CheckSessionID(id); err != nil {
 			return err
 		}
 	}
@@ -217,13 +216,13 @@ func (s *Sessions) Touch(ctx context.Context, ids []string, ttl time.Duration) e
 // Delete implements adapter.SessionStore with a script that compares the
 // versions, then SETs the tombstone PX.
 func (s *Sessions) Delete(ctx context.Context, id string, v uint64, ttl time.Duration) error {
-	if err := checkID(id); err != nil {
+	if err := adapter.CheckSessionID(id); err != nil {
 		return err
 	}
-	if err := checkVersion(v); err != nil {
+	if err := adapter.CheckSessionVersion(v); err != nil {
 		return err
 	}
-	if err := checkTTL(ttl); err != nil {
+	if err := adapter.CheckSessionTTL(ttl); err != nil {
 		return err
 	}
 	return s.put(ctx, "delete", id, version(v), ttl, version(v+1)+":t")
@@ -299,48 +298,3 @@ func millis(ttl time.Duration) string {
 // version is v as the values hold it: 20 digits, zero-padded, so that
 // the scripts compare versions as strings.
 func version(v uint64) string { return fmt.Sprintf("%020d", v) }
-
-// checkSession checks the arguments of Save against the bounds of
-// adapter.SessionStore.
-func checkSession(id string, v uint64, record []byte, ttl time.Duration) error {
-	if err := checkID(id); err != nil {
-		return err
-	}
-	if err := checkVersion(v); err != nil {
-		return err
-	}
-	if len(record) > adapter.MaxSessionRecord {
-		return fmt.Errorf("redis: session record of %d bytes, over %d: %w",
-			len(record), adapter.MaxSessionRecord, adapter.ErrInvalidOptions)
-	}
-	return checkTTL(ttl)
-}
-
-// checkID refuses an empty or overlong id. The error does not quote the
-// id: it is the client's secret.
-func checkID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("redis: empty session id: %w", adapter.ErrInvalidOptions)
-	case len(id) > adapter.MaxSessionID:
-		return fmt.Errorf("redis: session id of %d bytes, over %d: %w",
-			len(id), adapter.MaxSessionID, adapter.ErrInvalidOptions)
-	}
-	return nil
-}
-
-// checkVersion refuses math.MaxUint64, the one version that has no
-// successor for the tombstone that follows it (Take's or Delete's).
-func checkVersion(v uint64) error {
-	if v == math.MaxUint64 {
-		return fmt.Errorf("redis: session version %d has no successor: %w", v, adapter.ErrInvalidOptions)
-	}
-	return nil
-}
-
-func checkTTL(ttl time.Duration) error {
-	if ttl <= 0 {
-		return fmt.Errorf("redis: session TTL %v is not positive: %w", ttl, adapter.ErrInvalidOptions)
-	}
-	return nil
-}
