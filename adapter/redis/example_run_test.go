@@ -8,9 +8,26 @@ import (
 	"github.com/wsgate/wsgate/internal/redistest"
 )
 
-// TestExample runs Example against a real Redis: it has no Output comment
-// because go test would otherwise run it without one.
+// The examples that need a Redis have no Output comment (go test would run
+// them without one); these tests run them against a server of their own
+// and check what they print.
+
 func TestExample(t *testing.T) {
+	if got, want := runExample(t, Example), "room:lobby hello\n<nil>\n"; got != want {
+		t.Fatalf("Example printed %q, want %q", got, want)
+	}
+}
+
+func TestExampleNewSessions(t *testing.T) {
+	if got, want := runExample(t, ExampleNewSessions), "true\n"; got != want {
+		t.Fatalf("ExampleNewSessions printed %q, want %q", got, want)
+	}
+}
+
+// runExample runs example against a Redis of its own and returns what it
+// printed.
+func runExample(t *testing.T, example func()) string {
+	t.Helper()
 	srv := redistest.Start(t)
 	old := redisAddr
 	redisAddr = srv.Addr()
@@ -24,14 +41,12 @@ func TestExample(t *testing.T) {
 	os.Stdout = w
 	func() {
 		defer func() { os.Stdout = stdout }()
-		Example()
+		example()
 	}()
 	w.Close()
 	out, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "room:lobby hello\n<nil>\n"; string(out) != want {
-		t.Fatalf("Example printed %q, want %q", out, want)
-	}
+	return string(out)
 }
