@@ -40,11 +40,8 @@ func TestRecoveryAfterLeavingRooms(t *testing.T) {
 // it when it finally ends: the next resume is exact.
 func TestRecoveryFencesAReplacedConnection(t *testing.T) {
 	cl := newCluster(t, nil)
-	a := cl.nodes[0].dial(cl.nodes[0].header())
-	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	a.joinRoom("topic:news")
-	cl.publish(0, "topic:news", 1, 2)
-	s := a.expectNews(clientSession{pid: pid}, 1, 2)
+	a, s := cl.inNews(2)
+	pid := s.pid
 	// The client's transport drops; the server has not noticed A yet.
 	b := cl.nodes[1].dial(cl.nodes[1].header())
 	if got := b.connectRecovering(`"token":"alice"`, s); got != pid {
@@ -67,11 +64,8 @@ func TestRecoveryFencesAReplacedConnection(t *testing.T) {
 // session to the client's next attempt.
 func TestRecoverySurvivesARefusedConnect(t *testing.T) {
 	cl := newCluster(t, nil)
-	a := cl.nodes[0].dial(cl.nodes[0].header())
-	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	a.joinRoom("topic:news")
-	cl.publish(0, "topic:news", 1, 1)
-	s := a.expectNews(clientSession{pid: pid}, 1)
+	a, s := cl.inNews(1)
+	pid := s.pid
 	a.c.CloseNow()
 	b := cl.nodes[1].dial(cl.nodes[1].header())
 	b.send(fmt.Sprintf(`40{"token":"forged","pid":%q,"offset":%q}`, s.pid, s.offset))
@@ -109,11 +103,8 @@ func TestRecoveryDoesNotReadBeforeTheJoin(t *testing.T) {
 // the client received nothing from.
 func TestRecoveryKeepsExclusionsAcrossResumes(t *testing.T) {
 	cl := newCluster(t, nil)
-	a := cl.nodes[0].dial(cl.nodes[0].header())
-	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	a.joinRoom("topic:news")
-	cl.publish(0, "topic:news", 1, 1)
-	s := a.expectNews(clientSession{pid: pid}, 1)
+	a, s := cl.inNews(1)
+	pid := s.pid
 	aid := a.sid
 	a.c.CloseNow()
 	if err := cl.nodes[1].main.Broadcast(t.Context(), "topic:news", "news", map[string]int{"n": 2}, hub.Except(aid)); err != nil {

@@ -214,6 +214,21 @@ func (cl *cluster) publish(node int, room string, from, to int) {
 	}
 }
 
+// inNews connects alice to node 0, joins topic:news and receives the news
+// 1 to n: a client with a session to resume.
+func (cl *cluster) inNews(n int) (*wsClient, clientSession) {
+	cl.t.Helper()
+	a := cl.nodes[0].dial(cl.nodes[0].header())
+	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
+	a.joinRoom("topic:news")
+	cl.publish(0, "topic:news", 1, n)
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i + 1
+	}
+	return a, a.expectNews(clientSession{pid: pid}, want...)
+}
+
 // joinRoom joins a room through the join event and waits for its ack.
 func (c *wsClient) joinRoom(name string) {
 	c.t.Helper()
@@ -226,11 +241,8 @@ func (c *wsClient) joinRoom(name string) {
 // missed in order, then the live ones; its room is joined again.
 func TestRecoveryAcrossNodes(t *testing.T) {
 	cl := newCluster(t, nil)
-	a := cl.nodes[0].dial(cl.nodes[0].header())
-	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	a.joinRoom("topic:news")
-	cl.publish(0, "topic:news", 1, 2)
-	s := a.expectNews(clientSession{pid: pid}, 1, 2)
+	a, s := cl.inNews(2)
+	pid := s.pid
 	a.c.CloseNow()
 
 	cl.publish(1, "topic:news", 3, 5) // missed, published on the other node
@@ -333,11 +345,8 @@ func TestRecoveryAllOrNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := newCluster(t, nil)
-			a := cl.nodes[0].dial(cl.nodes[0].header())
-			pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-			a.joinRoom("topic:news")
-			cl.publish(0, "topic:news", 1, 1)
-			s := a.expectNews(clientSession{pid: pid}, 1)
+			a, s := cl.inNews(1)
+			pid := s.pid
 			a.c.CloseNow()
 			s, token := tc.away(cl, s)
 			b := cl.nodes[1].dial(cl.nodes[1].header())
@@ -378,11 +387,8 @@ func TestRecoveryAsksTheRoomPolicyAgain(t *testing.T) {
 			return nil
 		})
 	})
-	a := cl.nodes[0].dial(cl.nodes[0].header())
-	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
-	a.joinRoom("topic:news")
-	cl.publish(0, "topic:news", 1, 1)
-	s := a.expectNews(clientSession{pid: pid}, 1)
+	a, s := cl.inNews(1)
+	pid := s.pid
 	a.c.CloseNow()
 	deny.Store(true)
 	cl.publish(1, "topic:news", 2, 2)
