@@ -82,10 +82,12 @@ export function freePort() {
 }
 
 /**
- * Starts bin with args and env, keeps its stderr (JSON logs), and waits
- * (within WAIT_MS) until ready(child, stdoutSoFar) resolves to its URL.
+ * Starts bin with args and env, keeps its stderr lines (JSON logs), and
+ * waits (within WAIT_MS) until ready(stdoutSoFar) resolves to something
+ * truthy: its URL, its port... returned as got (and url). The child is
+ * stopped by its PID when the test process exits.
  */
-async function startProcess(bin, args, env, ready) {
+export async function startProcess(name, bin, args, env, ready) {
   const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const logs = [];
@@ -103,12 +105,12 @@ async function startProcess(bin, args, env, ready) {
   });
   const deadline = Date.now() + WAIT_MS;
   while (Date.now() < deadline && child.exitCode === null) {
-    const url = await ready(() => out);
-    if (url) return { child, url, logs };
+    const got = await ready(() => out);
+    if (got) return { name, child, got, url: got, logs };
     await new Promise((r) => setTimeout(r, 50));
   }
   await stop(child);
-  throw new Error(`${bin} did not start:\n${logs.join('\n')}`);
+  throw new Error(`${name} did not start:\n${out}\n${logs.join('\n')}`);
 }
 
 /** A secret for HS256 tokens, shared by the servers and the tests. */
@@ -122,7 +124,7 @@ export async function startChat(bin, port) {
   port ||= await freePort();
   const url = `http://127.0.0.1:${port}`;
   const env = { WSGATE_JWT_SECRET: SECRET, WSGATE_ORIGINS: '', WSGATE_ADDR: '' };
-  return startProcess(bin, ['-addr', `127.0.0.1:${port}`], env, async () => {
+  return startProcess('chat', bin, ['-addr', `127.0.0.1:${port}`], env, async () => {
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
       return res.ok ? url : '';
@@ -134,7 +136,7 @@ export async function startChat(bin, port) {
 
 /** Starts socketio/internal/nodefixture on a free port. */
 export function startFixture(bin) {
-  return startProcess(bin, ['-addr', '127.0.0.1:0'], { WSGATE_JWT_SECRET: SECRET }, async (out) => {
+  return startProcess('nodefixture', bin, ['-addr', '127.0.0.1:0'], { WSGATE_JWT_SECRET: SECRET }, async (out) => {
     const m = /listening on (\S+)/.exec(out());
     return m ? m[1] : '';
   });

@@ -13,70 +13,18 @@
 // while the client is meant to be away, and can cut (the network drops:
 // no close frame). Run with `make sioclient`.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as tcpConnect, createServer as tcpServer } from 'node:net';
 import { after, afterEach, before, test } from 'node:test';
 
 import {
-  build, client, closeClients, connected, freePort, next, SECRET, sourceAddress, stop, token, until, WAIT_MS,
+  build, client, closeClients, connected, freePort, next, SECRET, sourceAddress, startProcess, stop, token, until, WAIT_MS,
 } from './harness.mjs';
 
 // What the fixture keeps of a "news" room (its -redis mode keeps the same).
 const HISTORY_SIZE = 100;
 
 // --- processes --------------------------------------------------------------
-
-/** @type {Set<import('node:child_process').ChildProcess>} */
-const children = new Set();
-
-process.on('exit', () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
-/**
- * Starts bin with args, keeps its stdout and stderr lines, and waits
- * (within WAIT_MS) until ready(stdoutSoFar) resolves to something truthy.
- */
-async function startProcess(name, bin, args, env, ready) {
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const logs = [];
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    out += chunk;
-  });
-  child.stderr.setEncoding('utf8');
-  let partial = '';
-  child.stderr.on('data', (chunk) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop();
-    logs.push(...lines.filter(Boolean));
-  });
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline && child.exitCode === null) {
-    const got = await ready(() => out);
-    if (got) return { name, child, got, logs };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await stopChild(child);
-  throw new Error(`${name} did not start:\n${out}\n${logs.join('\n')}`);
-}
-
-/** Stops a child by its PID (SIGTERM, SIGKILL after 5 s). */
-async function stopChild(child) {
-  await stop(child);
-  children.delete(child);
-}
 
 /** Kills a child by its PID with SIGKILL and waits for its exit. */
 async function killChild(child) {
@@ -85,7 +33,7 @@ async function killChild(child) {
     process.kill(child.pid, 'SIGKILL');
     await exited;
   }
-  await stopChild(child);
+  await stop(child);
 }
 
 /** Answers whether a Redis on port answers PING, within a second. */
@@ -204,8 +152,8 @@ before(async () => {
 after(async () => {
   closeClients();
   await proxy?.close();
-  await Promise.all([nodes.A, nodes.B].map((n) => n && stopChild(n.child)));
-  await stopChild(redis?.child);
+  await Promise.all([nodes.A, nodes.B].map((n) => n && stop(n.child)));
+  await stop(redis?.child);
   built?.cleanup();
 });
 
@@ -351,7 +299,7 @@ test('same node: the connection drops, the client comes back and recovers what i
 
 test('another node, after its node shut down gracefully (SIGTERM, 1012)', { timeout: 40_000 }, async () => {
   await recovers('sigterm', 'A', 'B', async () => {
-    await stopChild(nodes.A.child);
+    await stop(nodes.A.child);
     assert.equal(nodes.A.child.exitCode, 0, 'node A exited cleanly');
   }, 1012);
 });
