@@ -432,7 +432,15 @@ func (c *conn) reauthorize(id auth.Identity) {
 		c.h.log.Info("room_revoked", c.msgAttrs(slog.String("room", name))...)
 	}
 	for _, name := range auto {
-		if err := c.h.join(c, name); err != nil {
+		var err error
+		if r := c.h.routeOf(name); c.tracker != nil && r.keeps() && !c.inRoom(name) {
+			// As a server-side join, but not reported as one: the
+			// transport learns where its client starts (Told).
+			err = c.joinTracked(r, false)
+		} else {
+			err = c.h.join(c, name)
+		}
+		if err != nil {
 			c.h.log.Error("auto_join_failed", c.msgAttrs(slog.String("room", name), slog.String("reason", err.Error()))...)
 		}
 	}

@@ -138,7 +138,10 @@ func (c *conn) ackStanding(in protocol.Inbound, pos protocol.Position) {
 // messages are held back until its top is read, and the transport learns
 // that its client starts there before the join is recorded, so that a
 // resume knows the room's position even before its first event.
-func (c *conn) joinTracked(r route) error {
+//
+// report says whether the transport is told of the join (Joined): not for
+// an automatic room, which a resume derives from the identity again.
+func (c *conn) joinTracked(r route, report bool) error {
 	// Not a child of c.ctx: see releaseAuto.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.h.opts.HandlerTimeout)
 	defer cancel()
@@ -164,7 +167,9 @@ func (c *conn) joinTracked(r route) error {
 	} else if err != nil {
 		c.h.log.Warn("position_unknown", c.meta.attrs(slog.String("room", r.room), slog.String("error", err.Error()))...)
 	}
-	c.joined(r.room, false)
+	if report {
+		c.joined(r.room, false)
+	}
 	c.releaseHeld(ctx, r.room, hb, base)
 	return nil
 }

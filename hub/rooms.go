@@ -48,7 +48,7 @@ func (h *Hub) join(c *conn, name string) error {
 func (h *Hub) joinBy(c *conn, name string) error {
 	if c.tracker != nil && !c.isAuto(name) && !c.inRoom(name) {
 		if r := h.routeOf(name); r.keeps() {
-			return c.joinTracked(r)
+			return c.joinTracked(r, true)
 		}
 	}
 	if err := h.join(c, name); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/adapter"
@@ -203,7 +204,9 @@ func (t *tracked) send(b *wire.Batch, class wire.Class, room string, pos protoco
 		frames = t.withPID(frames)
 	case isEvent(frames[0]):
 		if room != "" {
-			at = t.slotLocked(room, true)
+			// A room never told has no slot, and no start to resume
+			// from: its events carry the offset without it.
+			at = t.slotLocked(room, false)
 		}
 		frames = t.withOffsetLocked(frames, at, pos)
 	}
@@ -230,7 +233,14 @@ func (t *tracked) withOffsetLocked(frames []wire.Frame, at *slot, pos protocol.P
 	out := make([]wire.Frame, len(frames))
 	copy(out, frames)
 	p := frames[0].Payload
-	text := make([]byte, 0, len(p)+32+len(t.slots)*(24+adapter.MaxEpochLen/2))
+	n := len(p) + 32 // the generation, the revision, quotes and comma
+	for i := range t.slots {
+		n += 3*13 + len(t.slots[i].sent.Epoch) // slot, offset and separators; a new epoch at most as long as the last
+	}
+	if at != nil {
+		n += len(pos.Epoch)
+	}
+	text := make([]byte, 0, n)
 	text = append(text, p[:len(p)-1]...)
 	if p[len(p)-2] != '[' {
 		text = append(text, ',')
@@ -381,11 +391,20 @@ func parseOffset(s string, gen uint64, nslots int) (offset, bool) {
 
 // Told implements bridge.Tracker: where the client starts in a room.
 // The hub calls it before Joined or Established, which save the record.
+//
+// A room it had no slot for gets one; once the record lives, it is saved
+// at once (an automatic room added by a token refresh), so that the
+// revision the offsets carry never runs ahead of the record for long.
 func (t *tracked) Told(room string, pos protocol.Position) {
 	k := t.socket
 	k.mu.Lock()
-	defer k.mu.Unlock()
+	created := t.slotLocked(room, false) == nil
 	t.slotLocked(room, true).told(pos)
+	save := created && t.live
+	k.mu.Unlock()
+	if save {
+		t.save(t.liveTTL())
+	}
 }
 
 // Joined implements bridge.Tracker: the record is saved before the join
@@ -689,10 +708,11 @@ func unknownPositions(slots []slot) []slot {
 // recoverables are the live sockets with recovery of a server, whose
 // records a goroutine refreshes while there are any.
 type recoverables struct {
-	mu      sync.Mutex
-	set     map[*tracked]struct{}
-	running bool
-	rc      *Recovery
+	mu       sync.Mutex
+	set      map[*tracked]struct{}
+	running  bool
+	rc       *Recovery
+	resaving atomic.Bool // a round of saves again is running
 }
 
 func (r *recoverables) add(t *tracked) {
@@ -752,7 +772,14 @@ func (r *recoverables) refresh() {
 			cancel()
 			ids = ids[n:]
 		}
-		resave(redo)
+		if len(redo) > 0 && r.resaving.CompareAndSwap(false, true) {
+			// Off the loop: a store that hangs on them must not delay the
+			// refresh of the healthy records.
+			go func() {
+				defer r.resaving.Store(false)
+				resave(redo)
+			}()
+		}
 	}
 }
 
