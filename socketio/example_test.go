@@ -32,6 +32,40 @@ type greeting struct {
 	Name string `json:"name" validate:"required,max=32"`
 }
 
+// rawClient is the raw Socket.IO client of these examples: a WebSocket
+// session on the server at url, from a page of origin, whose Engine.IO
+// open packet read returns first; read skips the server's pings.
+type rawClient struct {
+	c *websocket.Conn
+}
+
+func dialRaw(url, origin string) rawClient {
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+	if err != nil {
+		panic(err)
+	}
+	return rawClient{c: c}
+}
+
+func (r rawClient) send(packet string) {
+	_ = r.c.Write(context.Background(), websocket.MessageText, []byte(packet))
+}
+
+func (r rawClient) read() string {
+	for {
+		_, p, err := r.c.Read(context.Background())
+		if err != nil {
+			panic(err)
+		}
+		if string(p) != "2" { // not a ping
+			return string(p)
+		}
+	}
+}
+
+func (r rawClient) close() { r.c.CloseNow() }
+
 // A hub's handlers served to Socket.IO clients on /socket.io/. The client
 // here speaks the raw protocol, to show the packets; socket.io-client
 // would write io(url, {auth: {token}}) and socket.emitWithAck("greet",
@@ -62,27 +96,15 @@ func Example() {
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
 
-	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://app.example"}}})
-	if err != nil {
-		panic(err)
-	}
-	defer c.CloseNow()
-	read := func() string {
-		_, p, err := c.Read(ctx)
-		if err != nil {
-			panic(err)
-		}
-		return string(p)
-	}
-	fmt.Println(read()[:7]) // Engine.IO's open packet
-	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"secret-token"}`))
-	fmt.Println(read()[:9]) // CONNECT's answer, with the Socket.IO id
-	_ = c.Write(ctx, websocket.MessageText, []byte(`421["greet",{"name":"Ada"}]`))
-	fmt.Println(read())
-	_ = c.Write(ctx, websocket.MessageText, []byte(`422["greet",{}]`))
-	fmt.Println(read())
+	c := dialRaw(hs.URL, "https://app.example")
+	defer c.close()
+	fmt.Println(c.read()[:7]) // Engine.IO's open packet
+	c.send(`40{"token":"secret-token"}`)
+	fmt.Println(c.read()[:9]) // CONNECT's answer, with the Socket.IO id
+	c.send(`421["greet",{"name":"Ada"}]`)
+	fmt.Println(c.read())
+	c.send(`422["greet",{}]`)
+	fmt.Println(c.read())
 	// Output:
 	// 0{"sid"
 	// 40{"sid":
@@ -114,26 +136,14 @@ func ExampleMode_nestJS() {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 
-	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://localhost:3000"}}})
-	if err != nil {
-		panic(err)
-	}
-	defer c.CloseNow()
-	read := func() string {
-		_, p, err := c.Read(ctx)
-		if err != nil {
-			panic(err)
-		}
-		return string(p)
-	}
-	read()
-	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"t"}`))
-	read()
+	c := dialRaw(hs.URL, "http://localhost:3000")
+	defer c.close()
+	c.read() // Engine.IO's open packet
+	c.send(`40{"token":"t"}`)
+	c.read() // CONNECT's answer
 	// socket.emit("events", 1, 2, 3): several arguments are one array.
-	_ = c.Write(ctx, websocket.MessageText, []byte(`42["events",1,2,3]`))
-	fmt.Println(read())
+	c.send(`42["events",1,2,3]`)
+	fmt.Println(c.read())
 	// Output: 42["events",3]
 }
 
@@ -182,27 +192,15 @@ func ExampleEmitWithAck() {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 
-	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://localhost:3000"}}})
-	if err != nil {
-		panic(err)
-	}
-	defer c.CloseNow()
-	read := func() string {
-		_, p, err := c.Read(ctx)
-		if err != nil {
-			panic(err)
-		}
-		return string(p)
-	}
-	read()
-	_ = c.Write(ctx, websocket.MessageText, []byte(`40{"token":"t"}`))
-	read()
-	_ = c.Write(ctx, websocket.MessageText, []byte(`421["delete","notes.txt"]`))
-	fmt.Println(read()) // the server's EVENT, with its ack id 0
-	_ = c.Write(ctx, websocket.MessageText, []byte(`430[true]`))
-	fmt.Println(read()) // the handler's answer to the client's ack id 1
+	c := dialRaw(hs.URL, "http://localhost:3000")
+	defer c.close()
+	c.read() // Engine.IO's open packet
+	c.send(`40{"token":"t"}`)
+	c.read() // CONNECT's answer
+	c.send(`421["delete","notes.txt"]`)
+	fmt.Println(c.read()) // the server's EVENT, with its ack id 0
+	c.send(`430[true]`)
+	fmt.Println(c.read()) // the handler's answer to the client's ack id 1
 	// Output:
 	// 420["confirm","delete notes.txt?"]
 	// 431["deleted"]
@@ -235,51 +233,32 @@ func ExampleRecovery() {
 	defer srv.Shutdown(ctx)
 	defer h.Shutdown(ctx)
 
-	dial := func() *websocket.Conn {
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/socket.io/?EIO=4&transport=websocket",
-			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {ts.URL}}})
-		if err != nil {
-			panic(err)
-		}
-		_, _, _ = c.Read(ctx) // Engine.IO open
-		return c
-	}
-	read := func(c *websocket.Conn) string {
-		for {
-			_, p, err := c.Read(ctx)
-			if err != nil {
-				panic(err)
-			}
-			if string(p) != "2" { // not a ping
-				return string(p)
-			}
-		}
-	}
-	connect := func(c *websocket.Conn, auth string) (pid string) {
-		_ = c.Write(ctx, websocket.MessageText, []byte("40"+auth))
+	connect := func(c rawClient, auth string) (pid string) {
+		c.read() // Engine.IO's open packet
+		c.send("40" + auth)
 		var ack struct{ PID string }
-		_ = json.Unmarshal([]byte(strings.TrimPrefix(read(c), "40")), &ack)
+		_ = json.Unmarshal([]byte(strings.TrimPrefix(c.read(), "40")), &ack)
 		return ack.PID
 	}
 
-	c := dial()
+	c := dialRaw(ts.URL, ts.URL)
 	pid := connect(c, `{"token":"secret-token"}`)
 	_ = h.ToUser(ctx, "ada", "note", map[string]int{"n": 1})
 	var args []any
-	_ = json.Unmarshal([]byte(read(c)[2:]), &args)
+	_ = json.Unmarshal([]byte(c.read()[2:]), &args)
 	offset := args[len(args)-1].(string) // the last argument: what the client keeps
 	fmt.Println("received", args[0], args[1])
-	c.CloseNow() // the connection drops
+	c.close() // the connection drops
 
 	_ = h.ToUser(ctx, "ada", "note", map[string]int{"n": 2}) // missed
 
-	c = dial()
+	c = dialRaw(ts.URL, ts.URL)
 	again := connect(c, fmt.Sprintf(`{"token":"secret-token","pid":%q,"offset":%q}`, pid, offset))
 	fmt.Println("recovered:", again == pid)
 	args = nil
-	_ = json.Unmarshal([]byte(read(c)[2:]), &args)
+	_ = json.Unmarshal([]byte(c.read()[2:]), &args)
 	fmt.Println("replayed", args[0], args[1])
-	c.CloseNow()
+	c.close()
 	// Output:
 	// received note map[n:1]
 	// recovered: true
