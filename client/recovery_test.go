@@ -102,6 +102,14 @@ func (s *sequences) waitFor(t *testing.T, want map[string]int) {
 	}
 }
 
+// reloaded records that the application reloaded a room up to the
+// position before next, as it does after a recovery that failed.
+func (s *sequences) reloaded(room string, next int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next[room] = next
+}
+
 func (s *sequences) recovery(room string) []client.Recovery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,9 +207,7 @@ func TestReconnectThatCannotRecoverSaysSo(t *testing.T) {
 		t.Fatalf("recoveries %+v, want one not recovered at offset 4", rs)
 	}
 	// What follows the top is delivered: the application reloaded up to it.
-	seq.mu.Lock()
-	seq.next["chat:1"] = 4
-	seq.mu.Unlock()
+	seq.reloaded("chat:1", 4)
 	n.toRoom(t, b, 1)
 	seq.waitFor(t, map[string]int{"chat:1": 5})
 }
@@ -292,9 +298,7 @@ func TestServerAskedRecovery(t *testing.T) {
 		t.Fatalf("recoveries %+v, want one that did not recover, at offset 1", rs)
 	}
 	// The application reloads up to the position; what follows comes.
-	seq.mu.Lock()
-	seq.next["user:ana"] = 1
-	seq.mu.Unlock()
+	seq.reloaded("user:ana", 1)
 	n.toUser(t, a, 2)
 	seq.waitFor(t, map[string]int{"user:ana": 3})
 }
