@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/guard"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/wire"
 	"github.com/wsgate/wsgate/metrics"
 )
 
@@ -195,7 +195,7 @@ func (g *Gateway) clientIP(r *http.Request) string {
 
 // ServeHTTP serves the WebSocket endpoint through the guards.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !wantsWebSocket(r) {
+	if !wire.WantsUpgrade(r) {
 		// A plain request (a browser opening the URL, a health checker)
 		// gets the hub's 426 that says a WebSocket is needed, rather than
 		// a refusal of its origin or a count against the throttle.
@@ -203,18 +203,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.handler.ServeHTTP(w, r)
-}
-
-// wantsWebSocket reports whether r asks to upgrade to WebSocket.
-func wantsWebSocket(r *http.Request) bool {
-	for _, v := range r.Header.Values("Upgrade") {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "websocket") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Hub returns the hub, for hub.Handle, Use, Broadcast, ToUser, JoinUser

@@ -226,9 +226,6 @@ func encodeResult(out any) ([]byte, [][]byte, error) {
 // ID implements bridge.Conn.
 func (c *conn) ID() string { return c.id }
 
-// UserID implements bridge.Conn.
-func (c *conn) UserID() string { return c.identity().UserID }
-
 // Handle implements bridge.Conn: one message, through the same rate limits
 // and dispatch as a WebSocket's.
 func (c *conn) Handle(in protocol.Inbound) { c.handleBridged(in, nil) }

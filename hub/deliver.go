@@ -34,7 +34,7 @@ func (h *Hub) deliver(m adapter.Message) {
 		rl.msg.Pos = protocol.Position(m.Pos)
 	}
 	end := h.opts.Tracer.Deliver(rl.carrier, topic, rl.msg.Event)
-	f := fanout{h: h, msg: &rl.msg, except: rl.except}
+	f := fanout{h: h, msg: &rl.msg, except: rl.except, tracked: rl.msg.Pos.Epoch != "" && rl.msg.Room != ""}
 	f.deliver(topic)
 	for _, rp := range f.repairs {
 		go h.repairGap(rp)
@@ -57,9 +57,12 @@ type fanout struct {
 	h      *Hub
 	msg    *protocol.Message
 	except string
-	batch  *wire.Batch
-	units  [4]unit // the encodings made so far; more are rare and not kept
-	n      int
+	// tracked: a message of a room with history, delivered in order
+	// through each recipient's cursor (toTracked)
+	tracked bool
+	batch   *wire.Batch
+	units   [4]unit // the encodings made so far; more are rare and not kept
+	n       int
 
 	delivered, dropped, slow int
 	repairs                  []repair // gaps found, repaired once the locks are let go
@@ -98,7 +101,7 @@ func (f *fanout) deliver(topic string) {
 // to queues the message for c. It runs under the room index's or the
 // connection table's read lock: nothing here calls user code.
 func (f *fanout) to(c *conn) {
-	if f.msg.Pos.Epoch != "" && f.msg.Room != "" {
+	if f.tracked {
 		f.toTracked(c)
 		return
 	}

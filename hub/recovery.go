@@ -167,6 +167,7 @@ type repair struct {
 // messages. When the history cannot fill it, c is told to recover.
 func (h *Hub) repairGap(rp repair) {
 	c := rp.c
+	defer h.recoverPanic("repair", c.meta) // observers and transports are user code
 	// Not a child of c.ctx: see releaseAuto.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.opts.HandlerTimeout)
 	defer cancel()
@@ -327,10 +328,7 @@ func (c *conn) sendHeld(ctx context.Context, name string, hm held, pos protocol.
 // policy applies.
 func (c *conn) sendPaced(ctx context.Context, m *protocol.Message) bool {
 	var buf [2]wire.Frame
-	frames := c.codec.Encode(buf[:0], m)
-	if c.compress {
-		frames = deflateFrames(frames, c.h.opts.CompressionThreshold)
-	}
+	frames := c.encode(buf[:0], m)
 	send := func() wire.Result { return c.sink.Send(wire.Broadcast, frames...) }
 	if c.tracker != nil && m.Room != "" && m.Pos.Epoch != "" {
 		send = func() wire.Result { return c.tracker.SendAt(nil, m.Room, m.Pos, frames...) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -45,10 +44,7 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		}
 	}
 	if err := c.h.join(c, r.room); err != nil {
-		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
-		if !slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
-			c.forgetCursor(r.room) // holdRoom made it for a room c is not in
-		}
+		c.abandonHold(ctx, r.room, hb)
 		return err
 	}
 	recoveryStep("joined")
@@ -67,11 +63,12 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		ack.Offset, ack.Epoch = &base.Offset, base.Epoch
 	}
 	var entries []replayed
+	ok := false // recovered
 	if since != nil {
 		c.histMu.Lock()
 		overflow := hb.overflow
 		c.histMu.Unlock()
-		ok := known && rd.res.Complete && !overflow
+		ok = known && rd.res.Complete && !overflow
 		n := 0
 		if ok {
 			entries = rd.entries
@@ -85,7 +82,7 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 		c.h.log.Info("recovery", c.msgAttrs(attrs...)...)
 	}
 	from := base
-	if since != nil && ack.Recovered != nil && *ack.Recovered {
+	if ok {
 		from = protocol.Position(*since)
 	}
 	// Where the client starts, then the membership: a transport that keeps
@@ -105,8 +102,17 @@ func (c *conn) joinHistory(ctx context.Context, in protocol.Inbound, r route) er
 	return nil
 }
 
+// abandonHold lets a room's held messages through after a join failed,
+// and drops the cursor holdRoom made when c is not in the room.
+func (c *conn) abandonHold(ctx context.Context, name string, hb *holdback) {
+	c.releaseHeld(ctx, name, hb, c.cursorPos(name))
+	if !c.inRoom(name) {
+		c.forgetCursor(name)
+	}
+}
+
 // inRoom reports whether c is in a room.
-func (c *conn) inRoom(name string) bool { return slices.Contains(c.h.index.RoomsOf(c, nil), name) }
+func (c *conn) inRoom(name string) bool { return c.h.index.Has(name, c) }
 
 // standing lets a room's held messages through from where c stands when c
 // is in the room already (a join that lost a race with another, or a join
@@ -154,10 +160,7 @@ func (c *conn) joinTracked(r route, report bool) error {
 		return nil // another join of the room won the race
 	}
 	if err := c.h.join(c, r.room); err != nil {
-		c.releaseHeld(ctx, r.room, hb, c.cursorPos(r.room))
-		if !slices.Contains(c.h.index.RoomsOf(c, nil), r.room) {
-			c.forgetCursor(r.room) // holdRoom made it for a room c is not in
-		}
+		c.abandonHold(ctx, r.room, hb)
 		return err
 	}
 	base := c.cursorPos(r.room)

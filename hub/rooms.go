@@ -75,9 +75,12 @@ func (h *Hub) leave(c *conn, name string) (left, last bool) {
 	if left && h.opts.Presence != nil {
 		h.opts.Presence.Remove(name, c.identity().UserID, c.id)
 	}
-	if left && h.routeOf(name).topic != topicUserPrefix+c.identity().UserID {
-		// What reaches c by identity keeps its cursor.
-		c.forgetCursor(name)
+	if left {
+		// Only rooms with history have a cursor; what reaches c by
+		// identity keeps its own.
+		if r := h.routeOf(name); r.keeps() && r.topic != topicUserPrefix+c.identity().UserID {
+			c.forgetCursor(name)
+		}
 	}
 	if last {
 		_ = h.subs.sync(topicRoomPrefix + name)

@@ -11,11 +11,17 @@ func (c *conn) send(m *protocol.Message) bool { return c.sendClass(wire.Reply, m
 // sendClass encodes m with the connection's codec and queues it.
 func (c *conn) sendClass(class wire.Class, m *protocol.Message) bool {
 	var buf [2]wire.Frame
-	frames := c.codec.Encode(buf[:0], m)
+	return c.queued(c.sink.Send(class, c.encode(buf[:0], m)...), class)
+}
+
+// encode appends m's frames in the connection's codec and compression to
+// dst.
+func (c *conn) encode(dst []wire.Frame, m *protocol.Message) []wire.Frame {
+	frames := c.codec.Encode(dst, m)
 	if c.compress {
 		frames = deflateFrames(frames, c.h.opts.CompressionThreshold)
 	}
-	return c.queued(c.sink.Send(class, frames...), class)
+	return frames
 }
 
 // queued applies the slow-consumer policy to what the writer did with a

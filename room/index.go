@@ -259,6 +259,15 @@ func (x *Index[M]) Count(room string) int {
 	return 0
 }
 
+// Has reports whether m is in room.
+func (x *Index[M]) Has(room string, m M) bool {
+	ms := x.memberShard(m)
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	rs := ms.rooms[m]
+	return rs != nil && rs.has(room)
+}
+
 // RoomsOf appends the rooms m is in to dst and returns the extended slice.
 func (x *Index[M]) RoomsOf(m M, dst []string) []string {
 	ms := x.memberShard(m)

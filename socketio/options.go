@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -259,12 +260,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxPendingAcks == 0 {
 		o.MaxPendingAcks = DefaultMaxPendingAcks
 	}
-	o.JoinEvent = orDefault(o.JoinEvent, DefaultJoinEvent)
-	o.LeaveEvent = orDefault(o.LeaveEvent, DefaultLeaveEvent)
+	o.JoinEvent = cmp.Or(o.JoinEvent, DefaultJoinEvent)
+	o.LeaveEvent = cmp.Or(o.LeaveEvent, DefaultLeaveEvent)
 	if o.Mode == NestJS {
-		o.ErrorEvent = orDefault(o.ErrorEvent, DefaultNestJSErrorEvent)
+		o.ErrorEvent = cmp.Or(o.ErrorEvent, DefaultNestJSErrorEvent)
 	}
-	o.ErrorEvent = orDefault(o.ErrorEvent, DefaultErrorEvent)
+	o.ErrorEvent = cmp.Or(o.ErrorEvent, DefaultErrorEvent)
 	for name, ev := range map[string]string{"JoinEvent": o.JoinEvent, "LeaveEvent": o.LeaveEvent, "ErrorEvent": o.ErrorEvent} {
 		if sio.IsReserved(ev) || len(ev) > sio.DefaultMaxEventName || !utf8.ValidString(ev) {
 			return o, fmt.Errorf("socketio: Options.%s %q cannot name a Socket.IO event", name, ev)
@@ -285,13 +286,6 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // checkNamespace refuses a name no client could connect to.

@@ -86,6 +86,11 @@ func (r *Recovery) refreshEvery() time.Duration {
 	return max(r.MaxDisconnectionDuration/2, time.Second)
 }
 
+// liveTTL is the TTL of the record of a socket that lives, and of the
+// tombstone a resume leaves: it outlasts the next refresh by
+// MaxDisconnectionDuration.
+func (r *Recovery) liveTTL() time.Duration { return r.MaxDisconnectionDuration + r.refreshEvery() }
+
 // record is what the store keeps of a session, as JSON.
 type record struct {
 	V      int      `json:"v"`
@@ -143,7 +148,6 @@ type tracked struct {
 	slots []slot
 	live  bool // Established: the record is saved at every change
 	gone  bool // the record was deleted, or taken by a newer connection: nothing is saved any more
-	over  bool // the connection ended: the socket is no longer registered
 	dirty bool // the last save failed: the refresh saves again
 
 	saveMu sync.Mutex // serialises the writes of the record, newest last
@@ -398,8 +402,12 @@ func parseOffset(s string, gen uint64, nslots int) (offset, bool) {
 func (t *tracked) Told(room string, pos protocol.Position) {
 	k := t.socket
 	k.mu.Lock()
-	created := t.slotLocked(room, false) == nil
-	t.slotLocked(room, true).told(pos)
+	s := t.slotLocked(room, false)
+	created := s == nil
+	if created {
+		s = t.slotLocked(room, true)
+	}
+	s.told(pos)
 	save := created && t.live
 	k.mu.Unlock()
 	if save {
@@ -450,7 +458,7 @@ func (t *tracked) Left(room string) {
 func (t *tracked) Established(e bridge.Established) {
 	k := t.socket
 	k.mu.Lock()
-	if k.done || t.over {
+	if k.done { // the connection ended already
 		k.mu.Unlock()
 		return
 	}
@@ -478,7 +486,7 @@ func (t *tracked) Lost(room string) {
 }
 
 func (t *tracked) liveTTL() time.Duration {
-	return t.rc.MaxDisconnectionDuration + t.rc.refreshEvery()
+	return t.rc.liveTTL()
 }
 
 // snapshot encodes the record as it stands.
@@ -505,8 +513,10 @@ func (t *tracked) save(ttl time.Duration) {
 	if !ok {
 		return
 	}
-	err := fmt.Errorf("record of %d bytes is over %d", len(b), adapter.MaxSessionRecord)
-	if len(b) <= adapter.MaxSessionRecord {
+	var err error
+	if len(b) > adapter.MaxSessionRecord {
+		err = fmt.Errorf("record of %d bytes is over %d", len(b), adapter.MaxSessionRecord)
+	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), t.rc.Timeout)
 		err = t.rc.Store.Save(ctx, pid, ver, b, ttl)
 		cancel()
@@ -554,7 +564,6 @@ func (t *tracked) superseded() {
 func (t *tracked) ended(final bool) {
 	k := t.socket
 	k.mu.Lock()
-	t.over = true
 	t.sess.srv.recov.remove(t)
 	live := t.live && !t.gone
 	if final {
@@ -594,7 +603,7 @@ func (srv *Server) resumeOf(nsp string, auth json.RawMessage) (*bridge.Resume, t
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rc.Timeout)
 	defer cancel()
-	b, ver, err := rc.Store.Take(ctx, a.PID, rc.MaxDisconnectionDuration+rc.refreshEvery())
+	b, ver, err := rc.Store.Take(ctx, a.PID, rc.liveTTL())
 	if err != nil {
 		if !errors.Is(err, adapter.ErrNoSession) {
 			srv.log.Warn("socketio_session_unavailable", slog.String("namespace", nsp), slog.String("error", err.Error()))
@@ -768,7 +777,7 @@ func (r *recoverables) refresh() {
 		for len(ids) > 0 {
 			n := min(len(ids), 1000)
 			ctx, cancel := context.WithTimeout(context.Background(), r.rc.Timeout)
-			_ = r.rc.Store.Touch(ctx, ids[:n], r.rc.MaxDisconnectionDuration+r.rc.refreshEvery())
+			_ = r.rc.Store.Touch(ctx, ids[:n], r.rc.liveTTL())
 			cancel()
 			ids = ids[n:]
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // The regressions a review of connection state recovery found, each a
@@ -51,7 +52,7 @@ func TestRecoveryFencesAReplacedConnection(t *testing.T) {
 	s = b.expectNews(s, 3, 4)
 	b.c.CloseNow() // drops again
 	a.c.CloseNow() // and the server notices A at last: its save is refused
-	waitFor(t, "A's save refused", func() bool { return strings.Contains(cl.nodes[0].logs.String(), "socketio_session_superseded") })
+	testutil.Eventually(t, wait, "A's save refused", func() bool { return strings.Contains(cl.nodes[0].logs.String(), "socketio_session_superseded") })
 	cl.publish(1, "topic:news", 5, 5)
 	c := cl.nodes[0].dial(cl.nodes[0].header())
 	if got := c.connectRecovering(`"token":"alice"`, s); got != pid {

@@ -22,18 +22,6 @@ import (
 	"github.com/wsgate/wsgate/room"
 )
 
-// waitFor polls cond until it holds, within wait.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // recordHas reports whether the last record saved of pid holds sub.
 func (cl *cluster) recordHas(pid, sub string) bool {
 	return strings.Contains(cl.spy.saved(pid), sub)
@@ -368,7 +356,7 @@ func TestRecoveryEndsWithDisconnect(t *testing.T) {
 	a := cl.nodes[0].dial(cl.nodes[0].header())
 	pid := a.connectRecovering(`"token":"alice"`, clientSession{})
 	a.send("41")
-	waitFor(t, "the record deleted", func() bool { return cl.spy.isDeleted(pid) })
+	testutil.Eventually(t, wait, "the record deleted", func() bool { return cl.spy.isDeleted(pid) })
 	b := cl.nodes[1].dial(cl.nodes[1].header())
 	if got := b.connectRecovering(`"token":"alice"`, clientSession{pid: pid}); got == pid {
 		t.Fatal("a session left with DISCONNECT was resumed")
@@ -411,15 +399,9 @@ func TestRecoveryRecordExpires(t *testing.T) {
 	}, nil)
 	c := e.dial(e.header())
 	c.connectRecovering(`"token":"alice"`, clientSession{})
-	waitFor(t, "the record saved", func() bool { return store.Len() == 1 })
+	testutil.Eventually(t, wait, "the record saved", func() bool { return store.Len() == 1 })
 	c.c.CloseNow()
-	deadline := time.Now().Add(4 * wait)
-	for store.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the session record outlived MaxDisconnectionDuration")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 4*wait, "the session record to expire after MaxDisconnectionDuration", func() bool { return store.Len() == 0 })
 }
 
 func TestParseOffset(t *testing.T) {

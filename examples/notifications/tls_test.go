@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -84,42 +79,8 @@ func TestDefaultOriginFollowsTLS(t *testing.T) {
 // returns the address it listens on and its log.
 func runCommand(t *testing.T, args []string, env map[string]string) (addr string, logs *syncBuffer) {
 	t.Helper()
-	logs = &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error // written before done is closed
 	var out syncBuffer
-	go func() {
-		defer close(done)
-		runErr = run(ctx, args, func(k string) string { return env[k] }, &out, &out,
-			slog.New(slog.NewJSONHandler(logs, nil)))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-			if runErr != nil {
-				t.Errorf("run: %v", runErr)
-			}
-		case <-time.After(shutdownGrace + readTimeout):
-			t.Errorf("run still serving %s after it was cancelled", shutdownGrace+readTimeout)
-		}
-	})
-	testutil.EventuallyNil(t, readTimeout, "the listening log line", func() error {
-		select {
-		case <-done:
-			return fmt.Errorf("run returned before listening: %v", runErr)
-		default:
-		}
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr = line.Addr
-				return nil
-			}
-		}
-		return errors.New("not yet")
-	})
-	return addr, logs
+	return testutil.RunCommand(t, func(ctx context.Context, log *slog.Logger) error {
+		return run(ctx, args, func(k string) string { return env[k] }, &out, &out, log)
+	}, readTimeout, shutdownGrace+readTimeout)
 }

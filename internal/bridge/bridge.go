@@ -51,8 +51,6 @@ type Request struct {
 type Conn interface {
 	// ID is the connection's id (what the client is told, and logs show).
 	ID() string
-	// UserID is the user the connection authenticated as.
-	UserID() string
 	// Handle handles one inbound message, with the hub's rate limits,
 	// validation, room policy and handlers. The transport calls it from one
 	// goroutine at a time, in the order the client sent; it returns once

@@ -62,6 +62,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
+// WantsUpgrade reports whether r asks for a WebSocket (Upgrade:
+// websocket): Check refuses such a request unless the rest of the
+// handshake is right.
+func WantsUpgrade(r *http.Request) bool { return headerHasToken(r.Header, "Upgrade", "websocket") }
+
 // Offers reports whether the client listed proto in Sec-WebSocket-Protocol.
 func Offers(r *http.Request, proto string) bool {
 	return headerHasToken(r.Header, "Sec-WebSocket-Protocol", proto)
