@@ -13,6 +13,7 @@ import (
 	"github.com/wsgate/wsgate/adapter/memory"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/hub"
+	wsproto "github.com/wsgate/wsgate/protocol"
 	"github.com/wsgate/wsgate/room"
 )
 
@@ -329,6 +330,22 @@ func newAuthn(t *testing.T) auth.Authenticator {
 		t.Fatal(err)
 	}
 	return authn
+}
+
+// A user room whose name is longer than a client may join (a long user
+// id) is left out of the welcome's positions: the client could not use
+// one, and would fail to recover it on every reconnect.
+func TestNoPositionForARoomTheWireRefuses(t *testing.T) {
+	e, _ := historyEnv(t, map[string]hub.HistoryPolicy{"user": {Size: 10}}, nil)
+	id := strings.Repeat("u", 200)
+	name := room.User(id)
+	if !room.Valid(name) || wsproto.ValidRoom(name) {
+		t.Fatalf("the test needs a room name the hub takes and the wire refuses: %d bytes", len(name))
+	}
+	u := e.connect(claims{sub: id})
+	if _, ok := u.positions()[name]; ok {
+		t.Fatalf("welcome positions = %+v, with %s, which no client can join", u.positions(), name)
+	}
 }
 
 func TestHistoryOfUserRooms(t *testing.T) {

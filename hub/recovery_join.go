@@ -9,6 +9,7 @@ import (
 
 	"github.com/wsgate/wsgate/adapter"
 	"github.com/wsgate/wsgate/internal/protocol"
+	wsproto "github.com/wsgate/wsgate/protocol"
 )
 
 // joinAck is the data of the ack of a join of a room with history: the
@@ -243,7 +244,9 @@ func (c *conn) readTops(holds []autoHold) []protocol.RoomPosition {
 	wg.Wait()
 	var out []protocol.RoomPosition
 	for _, a := range holds {
-		if a.top.Epoch != "" {
+		// A room whose name the wire refuses in a join (a user room of a
+		// long user id) cannot be recovered by the client: no position.
+		if a.top.Epoch != "" && wsproto.ValidRoom(a.r.room) {
 			out = append(out, protocol.RoomPosition{Room: a.r.room, Position: a.top})
 		}
 	}
